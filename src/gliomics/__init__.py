@@ -1,0 +1,22 @@
+"""gliomics: lower-grade glioma radiogenomics, MLOps-tracked.
+
+Importing this package is cheap: it never imports TensorFlow. It does fix,
+in this one place, the environment that TensorFlow-based modules need
+before TensorFlow is first imported:
+
+- ``TF_USE_LEGACY_KERAS=1``: ``import tensorflow.keras`` resolves to tf-keras
+  (Keras 2), which segmentation-models needs; keras-cv detects Keras 2 in this
+  mode and its layers run on it.
+- ``SM_FRAMEWORK=tf.keras``: segmentation-models builds on tf.keras rather
+  than standalone Keras.
+- ``TF_CPP_MIN_LOG_LEVEL=2``: hide TensorFlow's C++ info banners (CUDA probes
+  on CPU machines) so that user-facing output stays readable.
+"""
+
+import os as _os
+
+_os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+_os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

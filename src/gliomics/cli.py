@@ -1,0 +1,174 @@
+"""The ``gliomics`` command: one subcommand per pipeline stage.
+
+Thin by design: parse arguments, call a stage function, report. Heavy
+libraries (TensorFlow, MLflow, Great Expectations) are imported inside the
+stage functions, so ``gliomics --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gliomics import __version__
+from gliomics.errors import GliomicsError, ValidationFailed
+
+#: Problems printed before the rest are summarised as a count.
+MAX_PROBLEMS_SHOWN = 50
+
+
+def _params(args):
+    from gliomics.config import load_params
+
+    return load_params(args.params)
+
+
+def cmd_synth(args) -> int:
+    from gliomics.stages.cohort import synthesize
+
+    params = _params(args).synth
+    seed = params.seed if args.seed is None else args.seed
+    n = params.n_patients if args.patients is None else args.patients
+    out = synthesize(args.out, seed=seed, n_patients=n, force=args.force)
+    print(f"synth: wrote {n} synthetic patients (seed {seed}) to {out}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from gliomics.stages.cohort import ingest
+
+    dest = ingest(args.source, args.dest, track_with_dvc=not args.no_dvc)
+    print(f"ingest: copied {args.source} to {dest}" + ("" if args.no_dvc else " and updated data.dvc"))
+    print("next: dvc repro   (validates the new cohort and re-runs what depends on it)")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from gliomics.stages.validate import validate_cohort
+
+    params = _params(args)
+    data = args.data or params.data.raw
+    summary = validate_cohort(data, args.out, log_mlflow=not args.no_mlflow, profile=params.profile)
+    for warning in summary.get("warnings", [])[:MAX_PROBLEMS_SHOWN]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"validate: {summary['n_patients']} patients, {summary['n_slices']} slices "
+        f"({summary['n_tumour_slices']} with tumour) passed all expectations in {summary['seconds']} s; "
+        f"manifest: {Path(args.out) / 'manifest.csv'}"
+    )
+    return 0
+
+
+def cmd_split(args) -> int:
+    from gliomics.stages.split import split_cohort
+
+    params = _params(args)
+    data = args.data or params.data.raw
+    summary = split_cohort(data, args.manifest, params.split, args.out, log_mlflow=not args.no_mlflow,
+                           profile=params.profile)
+    parts = ", ".join(f"{part}: {c['patients']}" for part, c in sorted(summary["parts"].items()))
+    print(f"split: {summary['n_patients']} patients by patient (seed {summary['seed']}) → {parts}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from gliomics.stages.summary import print_summary
+
+    print_summary(Path(args.reports))
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import subprocess
+
+    from gliomics.tracking import artifact_root, default_tracking_uri, tracking_uri
+
+    uri = tracking_uri()
+    url = f"http://{args.host}:{args.port}"
+    print(f"ui: MLflow UI for {uri} at {url} (bound to {args.host}; Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port)]
+    if uri == default_tracking_uri():
+        command += ["--default-artifact-root", artifact_root()]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gliomics",
+        description="Lower-grade glioma radiogenomics: validated data, patient-level splits, "
+        "MLflow-tracked stages (run them all with `dvc repro`).",
+    )
+    parser.add_argument("--version", action="version", version=f"gliomics {__version__}")
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("synth", help="write the synthetic demo cohort in the Kaggle layout",
+                       description="Write a deterministic synthetic cohort (Kaggle kaggle_3m layout) to OUT.")
+    p.add_argument("--out", required=True, help="folder to create (e.g. data/raw)")
+    p.add_argument("--seed", type=int, help="override synth.seed")
+    p.add_argument("--patients", type=int, help="override synth.n_patients")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("ingest", help="copy a real Kaggle download into data/raw and version it with DVC",
+                       description="Copy a cohort in the Kaggle layout (the download as is: kaggle_3m or the "
+                       "folder above it) into DEST, replacing it atomically, then `dvc add DEST`.")
+    p.add_argument("source", help="the Kaggle download (…/kaggle_3m or a folder containing it)")
+    p.add_argument("--dest", default="data/raw", help="default: %(default)s")
+    p.add_argument("--no-dvc", action="store_true", help="do not run `dvc add` afterwards")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", help="validate a cohort with Great Expectations; write the slice manifest",
+                       description="Validate data.csv and every slice of a cohort in the Kaggle layout; write "
+                       "manifest.csv, gx_results.json, summary.json and GX Data Docs to OUT.")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--out", default="reports/validate", help="default: %(default)s")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("split", help="patient-level internal test set and k folds",
+                       description="Split the validated cohort by patient into a test set and k folds, "
+                       "stratified by histology (and institution where counts allow).")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    p.add_argument("--out", default="reports/split", help="default: %(default)s")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("summary", help="print what the pipeline produced and how to look at it",
+                       description="Summarise the reports of the stages that have run.")
+    p.add_argument("--reports", default="reports", help="default: %(default)s")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the project's store",
+                       description="Start `mlflow ui` on the project's tracking store and print its URL.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=5000, help="default: %(default)s")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValidationFailed as exc:
+        for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:
+            print(f"error: {problem}", file=sys.stderr)
+        if len(exc.problems) > MAX_PROBLEMS_SHOWN:
+            print(f"error: … and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+        print(f"gliomics {args.command}: {exc.summary}", file=sys.stderr)
+        return 1
+    except GliomicsError as exc:
+        print(f"gliomics {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The per-slice manifest: one row per slice, built by reading every file.
+
+The manifest records what each file actually holds (shape, dtype, mask
+values, tumour area, or why it could not be read). Validation then checks
+the manifest with expectations; later stages read slices through it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gliomics.data.kaggle import SliceFiles, institution_of, read_tif
+from gliomics.errors import GliomicsError
+
+MANIFEST_COLUMNS = (
+    "patient",
+    "folder",
+    "institution",
+    "slice",
+    "n_slices",
+    "image_path",
+    "mask_path",
+    "has_image",
+    "has_mask",
+    "image_shape",
+    "image_dtype",
+    "mask_shape",
+    "mask_dtype",
+    "mask_values",
+    "mask_binary",
+    "tumour_pixels",
+    "read_error",
+)
+
+
+def _shape(array: np.ndarray) -> str:
+    return "x".join(str(d) for d in array.shape)
+
+
+def describe_slice(files: SliceFiles, root: Path) -> dict:
+    """Read one slice's image and mask and describe them (never raises)."""
+    row = {
+        "patient": files.patient,
+        "folder": files.folder,
+        "institution": institution_of(files.patient),
+        "slice": files.slice,
+        "image_path": str(files.image.relative_to(root)) if files.image else None,
+        "mask_path": str(files.mask.relative_to(root)) if files.mask else None,
+        "has_image": files.image is not None,
+        "has_mask": files.mask is not None,
+        "image_shape": None,
+        "image_dtype": None,
+        "mask_shape": None,
+        "mask_dtype": None,
+        "mask_values": None,
+        "mask_binary": None,
+        "tumour_pixels": None,
+        "read_error": None,
+    }
+    errors = []
+    if files.image is not None:
+        try:
+            image = read_tif(files.image)
+            row["image_shape"], row["image_dtype"] = _shape(image), str(image.dtype)
+        except GliomicsError as exc:
+            errors.append(str(exc))
+    if files.mask is not None:
+        try:
+            mask = read_tif(files.mask)
+            row["mask_shape"], row["mask_dtype"] = _shape(mask), str(mask.dtype)
+            values = np.unique(mask)
+            row["mask_values"] = ",".join(str(v) for v in values[:8]) + ("…" if values.size > 8 else "")
+            row["mask_binary"] = bool(np.isin(values, (0, 255)).all())
+            row["tumour_pixels"] = int(np.count_nonzero(mask))
+        except GliomicsError as exc:
+            errors.append(str(exc))
+    row["read_error"] = "; ".join(errors) if errors else None
+    return row
+
+
+def build_manifest(slices: list[SliceFiles], root: Path, progress=None):
+    """Describe every slice (in parallel threads: tif reading is I/O bound).
+
+    ``progress`` is an optional callable ``(done, total)`` for a progress bar.
+    Returns a DataFrame with :data:`MANIFEST_COLUMNS`, sorted by folder and slice.
+    """
+    import pandas as pd
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, row in enumerate(pool.map(lambda s: describe_slice(s, root), slices), 1):
+            rows.append(row)
+            if progress is not None:
+                progress(i, len(slices))
+    frame = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c != "n_slices"])
+    # Slices are numbered 1..n per patient; n is the number of slices found,
+    # so a slice number above n means a gap in the numbering.
+    frame.insert(4, "n_slices", frame.groupby("folder")["slice"].transform("size").astype(int))
+    frame["tumour_pixels"] = frame["tumour_pixels"].astype("Int64")
+    return frame.sort_values(["folder", "slice"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,44 @@
+"""``gliomics summary``: what the pipeline produced, in a few lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def print_summary(reports: Path) -> None:
+    """Print the summaries of the stages that have run, then where to look next."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gliomics.tracking import tracking_uri
+
+    console = Console()
+    table = Table(title="gliomics pipeline", show_lines=False)
+    table.add_column("stage")
+    table.add_column("result")
+    for stage, describe in _DESCRIBERS.items():
+        path = reports / stage / "summary.json"
+        if path.exists():
+            table.add_row(stage, describe(json.loads(path.read_text())))
+        else:
+            table.add_row(stage, "[dim]not run[/dim]")
+    console.print(table)
+    console.print(f"MLflow store: {tracking_uri()}")
+    console.print("Open the MLflow UI:  [bold]gliomics ui[/bold]   (then browse http://127.0.0.1:5000)")
+    docs = reports / "validate" / "data_docs" / "index.html"
+    if docs.exists():
+        console.print(f"Data validation report: {docs}")
+
+
+def _validate(s: dict) -> str:
+    state = "passed" if s.get("success") else f"FAILED ({s.get('n_problems')} problems)"
+    return f"{s['n_patients']} patients, {s['n_slices']} slices, {s['n_tumour_slices']} with tumour: {state}"
+
+
+def _split(s: dict) -> str:
+    parts = ", ".join(f"{k} {v['patients']}" for k, v in sorted(s["parts"].items()))
+    return f"{s['n_patients']} patients by patient: {parts}"
+
+
+_DESCRIBERS = {"validate": _validate, "split": _split}

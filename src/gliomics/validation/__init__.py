@@ -1,0 +1,2 @@
+"""Great Expectations suites for the inputs (``data.csv``, slice manifest)
+and, in later stages, for output tables."""
