@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gliomics {__version__}")
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    # --params is accepted before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=argparse.SUPPRESS, help="parameters file (default: params.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # noqa: E731
 
     p = sub.add_parser("synth", help="write the synthetic demo cohort in the Kaggle layout",
                        description="Write a deterministic synthetic cohort (Kaggle kaggle_3m layout) to OUT.")

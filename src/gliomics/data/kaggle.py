@@ -70,8 +70,10 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
 IMAGE_SHAPE = (256, 256, 3)
 MASK_SHAPE = (256, 256)
 
-FOLDER_RE = re.compile(r"^(?P<patient>TCGA_[A-Z0-9]{2}_[A-Z0-9]{4})_(?P<date>\d{8})$")
-PATIENT_RE = re.compile(r"^TCGA_[A-Z0-9]{2}_[A-Z0-9]{4}$")
+PATIENT_PATTERN = r"^TCGA_[A-Z0-9]{2}_[A-Z0-9]{4}$"
+FOLDER_PATTERN = r"^TCGA_[A-Z0-9]{2}_[A-Z0-9]{4}_\d{8}$"
+PATIENT_RE = re.compile(PATIENT_PATTERN)
+FOLDER_RE = re.compile(FOLDER_PATTERN)
 SLICE_RE = re.compile(r"^(?P<folder>.+)_(?P<n>\d+)(?P<mask>_mask)?\.tif$")
 
 
@@ -107,8 +109,7 @@ def resolve_cohort_dir(path: str | Path) -> Path:
 
 def patient_of(folder: str) -> str:
     """``TCGA_CS_4941_19960909`` → ``TCGA_CS_4941``."""
-    match = FOLDER_RE.match(folder)
-    return match["patient"] if match else folder
+    return folder[: -len("_YYYYMMDD")] if FOLDER_RE.match(folder) else folder
 
 
 def institution_of(patient: str) -> str:

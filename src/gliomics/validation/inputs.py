@@ -12,8 +12,8 @@ from gliomics.data.kaggle import (
     CLUSTER_FAMILIES,
     IMAGE_SHAPE,
     MASK_SHAPE,
-    FOLDER_RE,
-    PATIENT_RE,
+    FOLDER_PATTERN,
+    PATIENT_PATTERN,
 )
 from gliomics.validation.gx import Check, Suite
 
@@ -89,7 +89,7 @@ def clinical_suite(clinical_text, csv_path: Path, folder_patients: set[str]) -> 
                 lambda r: f"{where(r)}: Patient {r['Patient']} appears more than once",
             ),
             Check(
-                gxe.ExpectColumnValuesToMatchRegex(column="Patient", regex=PATIENT_RE.pattern),
+                gxe.ExpectColumnValuesToMatchRegex(column="Patient", regex=PATIENT_PATTERN),
                 lambda r: f"{where(r)}: Patient {r['Patient']!r} is not of the form TCGA_XX_NNNN",
             ),
             Check(
@@ -103,7 +103,7 @@ def clinical_suite(clinical_text, csv_path: Path, folder_patients: set[str]) -> 
     if "age_at_initial_pathologic" in present:
         checks.append(
             Check(
-                gxe.ExpectColumnValuesToMatchRegex(column="age_at_initial_pathologic", regex=r"^\d+(\.\d+)?$"),
+                gxe.ExpectColumnValuesToMatchRegex(column="age_at_initial_pathologic", regex=r"^\d+(?:\.\d+)?$"),
                 lambda r: f"{where(r)}: age_at_initial_pathologic={r['age_at_initial_pathologic']!r} not a number",
             )
         )
@@ -173,7 +173,7 @@ def folders_suite(folders, root: Path, clinical_patients: set[str] | None) -> Su
     """
     checks = [
         Check(
-            gxe.ExpectColumnValuesToMatchRegex(column="folder", regex=FOLDER_RE.pattern),
+            gxe.ExpectColumnValuesToMatchRegex(column="folder", regex=FOLDER_PATTERN),
             lambda r: f"{root / r['folder']}: folder name is not of the form TCGA_XX_NNNN_YYYYMMDD",
         ),
         Check(

@@ -1,0 +1,51 @@
+"""Shared fixtures: a small synthetic cohort, writable copies of it, real data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+SMALL_SEED = 7
+SMALL_PATIENTS = 4
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """A 4-patient synthetic cohort (read-only by convention: copy before changing)."""
+    from gliomics.data.synthetic import write_cohort
+
+    root = tmp_path_factory.mktemp("cohort") / "kaggle_3m"
+    write_cohort(root, seed=SMALL_SEED, n_patients=SMALL_PATIENTS)
+    return root
+
+
+@pytest.fixture
+def cohort_copy(small_cohort, tmp_path) -> Path:
+    """A private, writable copy of the small cohort."""
+    target = tmp_path / "kaggle_3m"
+    shutil.copytree(small_cohort, target)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch):
+    """Every test logs to its own throwaway MLflow store, never the project's."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def real_cohort(tmp_path_factory) -> Path:
+    """Three real patients restored from ../shared (skipped when it is absent)."""
+    script = SHARED_DATA / "restore_lgg.py"
+    if not script.exists():
+        pytest.skip("real data not available (../shared/data absent)")
+    dest = tmp_path_factory.mktemp("real")
+    subprocess.run([sys.executable, str(script), str(dest), "--patients", "3"], check=True, capture_output=True)
+    return dest / "kaggle_3m"

@@ -1,0 +1,45 @@
+import pytest
+
+from gliomics.config import load_params, params_from_dict
+from gliomics.errors import GliomicsError
+from tests.conftest import PROJECT
+
+
+def test_project_params_file_loads_with_its_documented_sections():
+    params = load_params(PROJECT / "params.yaml")
+    assert params.profile == "demo"
+    assert params.data.raw == "data/raw"
+    assert 0 < params.split.test_fraction < 1
+    assert params.split.n_folds >= 2
+
+
+def test_missing_file_gives_defaults(tmp_path):
+    params = load_params(tmp_path / "absent.yaml")
+    assert params.split.seed == 42
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(GliomicsError, match=r"split: unknown key\(s\) sed"):
+        params_from_dict({"split": {"sed": 1}})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(GliomicsError, match=r"split.n_folds: expected int"):
+        params_from_dict({"split": {"n_folds": "five"}})
+
+
+def test_unknown_profile_is_rejected():
+    with pytest.raises(GliomicsError, match="profile must be one of"):
+        params_from_dict({"profile": "gpu"})
+
+
+def test_later_sections_are_kept_untyped():
+    params = params_from_dict({"train": {"epochs": 3}})
+    assert params.extra == {"train": {"epochs": 3}}
+
+
+def test_invalid_yaml_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("split: [unclosed\n")
+    with pytest.raises(GliomicsError, match="params.yaml: not valid YAML"):
+        load_params(path)

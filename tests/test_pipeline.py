@@ -1,0 +1,73 @@
+"""The DVC pipeline end to end, in a scratch copy of the project."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC project with the real dvc.yaml/params.yaml and a 5-patient cohort."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["synth"]["n_patients"] = 5
+    params["split"].update(n_folds=2, test_fraction=0.2)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store under mlruns/
+    _run(["git", "init", "-q"], root, env)
+    _run(["git", "config", "user.email", "t@example.org"], root, env)
+    _run(["git", "config", "user.name", "t"], root, env)
+    _run(["dvc", "init", "-q"], root, env)
+    _run(["dvc", "config", "core.analytics", "false"], root, env)
+    _run(["gliomics", "synth", "--out", "data/raw"], root, env)
+    _run(["dvc", "add", "-q", "data/raw"], root, env)
+    (root / ".gitignore").write_text("/mlruns/\n/reports/\n")
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "init"], root, env)
+    return root, env
+
+
+def test_repro_runs_every_stage_then_is_a_no_op(project):
+    root, env = project
+    first = _run(["dvc", "repro"], root, env)
+    assert "Running stage 'validate'" in first and "Running stage 'split'" in first
+    summary = json.loads((root / "reports" / "validate" / "summary.json").read_text())
+    assert summary["success"] and summary["n_patients"] == 5
+    second = _run(["dvc", "repro"], root, env)
+    assert "Running stage" not in second
+    assert "Data and pipelines are up to date" in second
+    assert (root / "mlruns" / "mlflow.db").exists()
+
+
+def test_changing_a_split_param_reruns_only_split(project):
+    root, env = project
+    _run(["dvc", "repro"], root, env)
+    out = _run(["dvc", "exp", "run", "-S", "split.seed=7"], root, env)
+    assert "Running stage 'split'" in out
+    assert "Running stage 'validate'" not in out
+
+
+def test_dag_shows_the_flow(project):
+    root, env = project
+    dag = _run(["dvc", "dag", "--md"], root, env)
+    assert "validate" in dag and "split" in dag and "-->" in dag
