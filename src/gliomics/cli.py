@@ -72,6 +72,31 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_features(args) -> int:
+    from gliomics.stages.features import run_features
+
+    params = _params(args)
+    data = args.data or params.data.raw
+    out = args.out or f"reports/features/features_{args.masks}.csv"
+    summary = run_features(data, args.masks, out, params.features, log_mlflow=not args.no_mlflow,
+                           profile=params.profile)
+    print(f"features: {summary['n_patients']} patients ({summary['n_ok']} ok) from {args.masks} masks "
+          f"in {summary['seconds']} s → {out}")
+    return 0
+
+
+def cmd_associate(args) -> int:
+    from gliomics.stages.associate import run_associate
+
+    params = _params(args)
+    clinical = args.clinical or str(Path(params.data.raw) / "data.csv")
+    summary = run_associate(args.features, clinical, args.out, params.associate, log_mlflow=not args.no_mlflow,
+                            profile=params.profile)
+    print(f"associate: {summary['n_tests']} tests, {summary['n_significant_bonferroni']} significant after "
+          f"Bonferroni, {summary['n_auc_top']} AUC > {params.associate.auc_threshold} → {args.out}")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from gliomics.stages.summary import print_summary
 
@@ -144,6 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/split", help="default: %(default)s")
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("features", help="shape and GLCM texture features per patient",
+                       description="Compute the 10 shape + 4 GLCM thesis features (largest tumour slice; BEVR "
+                       "in 3D), their all-slice means and 3D descriptors, one row per patient.")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--masks", choices=["truth", "predicted"], default="truth",
+                   help="which masks: the cohort's own (truth) or a `gliomics segment` output folder (predicted)")
+    p.add_argument("--out", help="CSV to write (default: reports/features/features_<masks>.csv)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("associate", help="feature x genomic cluster association tests, ROC AUC, plots",
+                       description="Exact Fisher-Freeman-Halton tests (median split), Kruskal-Wallis, one-vs-rest "
+                       "2x2 tests, Bonferroni and FDR, ROC AUC with bootstrap CIs, per histological type.")
+    p.add_argument("--features", default="reports/features/features_truth.csv", help="default: %(default)s")
+    p.add_argument("--clinical", help="data.csv (default: data.raw/data.csv from params)")
+    p.add_argument("--out", default="reports/associations/truth", help="default: %(default)s")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_associate)
 
     p = sub.add_parser("summary", help="print what the pipeline produced and how to look at it",
                        description="Summarise the reports of the stages that have run.")

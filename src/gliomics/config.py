@@ -46,16 +46,67 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class FeaturesParams:
+    #: Through-plane / in-plane spacing ratio (the data carry no spacing; TCGA-LGG
+    #: FLAIR is ~5-6.5 mm slices over ~1 mm pixels). Used by the 3D descriptors;
+    #: BEVR does not depend on it.
+    slice_spacing_ratio: float = 6.0
+    #: Image channel for texture: 0 pre-contrast, 1 FLAIR, 2 post-contrast.
+    channel: int = 1
+    #: GLCM pixel-pair distances (pixels) and angles (degrees).
+    glcm_distances: list = field(default_factory=lambda: [1])
+    glcm_angles_deg: list = field(default_factory=lambda: [0, 45, 90, 135])
+    #: GLCM grey-level quantisation: a fixed number of bins over the ROI's range...
+    glcm_n_bins: int = 32
+    #: ...or, when > 0, a fixed bin width in intensity units (overrides glcm_n_bins).
+    glcm_bin_width: float = 0.0
+    #: Count each pixel pair in both directions (symmetric GLCM).
+    glcm_symmetric: bool = True
+
+
+@dataclass(frozen=True)
+class AssociateParams:
+    #: Cluster families tested (columns of data.csv).
+    families: list = field(default_factory=lambda: [
+        "RNASeqCluster", "MethylationCluster", "miRNACluster", "CNCluster",
+        "RPPACluster", "OncosignCluster", "COCCluster"])
+    #: Extra outcome columns of data.csv tested like the families.
+    extra_outcomes: list = field(default_factory=lambda: ["neoplasm_histologic_grade", "death01"])
+    #: Hypotheses sharing one Bonferroni/FDR correction: 'group' (all tests of one
+    #: kind in one histology group: one thesis table), 'group_family', or 'all'.
+    correction_family: str = "group"
+    #: Fewer patients (with label and feature) than this in a group: test skipped, with a reason.
+    min_patients: int = 10
+    #: Stratified bootstrap resamples for the ROC AUC confidence intervals, and their seed.
+    n_boot: int = 1000
+    seed: int = 0
+    #: Bootstrap interval: 'bca' (default, better coverage) or 'percentile'.
+    ci_method: str = "bca"
+    #: Cluster levels with fewer patients than this on either side get no AUC.
+    min_class_size: int = 5
+    #: AUC listed in roc_auc_top.csv (thesis Table 13) above this value.
+    auc_threshold: float = 0.7
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "demo"
     data: DataParams = field(default_factory=DataParams)
     synth: SynthParams = field(default_factory=SynthParams)
     split: SplitParams = field(default_factory=SplitParams)
+    features: FeaturesParams = field(default_factory=FeaturesParams)
+    associate: AssociateParams = field(default_factory=AssociateParams)
     #: Sections that no typed dataclass covers yet (added by later stages).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_SECTIONS = {"data": DataParams, "synth": SynthParams, "split": SplitParams}
+_SECTIONS = {
+    "data": DataParams,
+    "synth": SynthParams,
+    "split": SplitParams,
+    "features": FeaturesParams,
+    "associate": AssociateParams,
+}
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -96,7 +147,8 @@ def _build(cls, values: dict[str, Any], where: str):
         raise GliomicsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     kwargs = {}
     for key, value in values.items():
-        default = getattr(cls, key)
+        spec = known[key]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         expected = type(default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
