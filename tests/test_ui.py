@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,12 +34,14 @@ def test_ui_lists_the_validate_run(small_cohort, tmp_path, monkeypatch):
     server = subprocess.Popen(
         [sys.executable, "-m", "gliomics.cli", "ui", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # MLflow starts workers: stop the whole group afterwards
     )
     try:
         first_line = server.stdout.readline()
         assert f"http://127.0.0.1:{port}" in first_line and "mlflow.db" in first_line
         body = None
-        for _ in range(120):
+        deadline = time.monotonic() + 240  # MLflow starts slowly on a busy 2-core machine
+        while time.monotonic() < deadline:
             try:
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
@@ -53,5 +56,10 @@ def test_ui_lists_the_validate_run(small_cohort, tmp_path, monkeypatch):
         names = {e["name"] for e in body["experiments"]}
         assert "validate" in names
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        time.sleep(1)
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # any worker that ignored SIGTERM
+        except ProcessLookupError:
+            pass

@@ -105,7 +105,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import subprocess
+    import os
 
     from gliomics.tracking import artifact_root, default_tracking_uri, tracking_uri
 
@@ -113,13 +113,12 @@ def cmd_ui(args) -> int:
     url = f"http://{args.host}:{args.port}"
     print(f"ui: MLflow UI for {uri} at {url} (bound to {args.host}; Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port)]
+               "--port", str(args.port), "--workers", str(args.workers)]
     if uri == default_tracking_uri():
         command += ["--default-artifact-root", artifact_root()]
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    # Become the MLflow process, so that Ctrl-C and signals reach it directly.
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start `mlflow ui` on the project's tracking store and print its URL.")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=5000, help="default: %(default)s")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (default: %(default)s; one user needs one, and it starts fastest)")
     p.set_defaults(func=cmd_ui)
     return parser
 

@@ -17,8 +17,8 @@ def print_summary(reports: Path) -> None:
     table = Table(title="gliomics pipeline", show_lines=False)
     table.add_column("stage")
     table.add_column("result")
-    for stage, describe in _DESCRIBERS.items():
-        path = reports / stage / "summary.json"
+    for stage, (relative, describe) in _DESCRIBERS.items():
+        path = reports / relative
         if path.exists():
             table.add_row(stage, describe(json.loads(path.read_text())))
         else:
@@ -41,4 +41,20 @@ def _split(s: dict) -> str:
     return f"{s['n_patients']} patients by patient: {parts}"
 
 
-_DESCRIBERS = {"validate": _validate, "split": _split}
+def _features(s: dict) -> str:
+    missing = f"; no features for {', '.join(s['not_ok'])}" if s.get("not_ok") else ""
+    return f"{s['n_ok']} of {s['n_patients']} patients with features ({s['masks']} masks){missing}"
+
+
+def _associate(s: dict) -> str:
+    return (f"{s['n_tests']} tests: {s['n_significant_bonferroni']} significant after Bonferroni, "
+            f"{s['n_significant_fdr']} after FDR; {s['n_auc_top']} feature-cluster pairs with high AUC")
+
+
+#: stage → (its summary under reports/, how to say it in one line)
+_DESCRIBERS = {
+    "validate": ("validate/summary.json", _validate),
+    "split": ("split/summary.json", _split),
+    "features": ("features/summary_truth.json", _features),
+    "associate": ("associations/truth/summary.json", _associate),
+}
