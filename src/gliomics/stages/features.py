@@ -1,0 +1,149 @@
+"""``gliomics features``: one row of radiomic features per patient."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.config import FeaturesParams
+from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, read_tif, resolve_cohort_dir, scan_cohort
+from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.progress import progress
+
+MASK_SOURCES = ("truth", "predicted")
+
+
+def feature_settings(params: FeaturesParams) -> dict:
+    """``params.yaml`` → keyword arguments of :func:`gliomics.features.patient_features`."""
+    return {
+        "spacing": (params.slice_spacing_ratio, 1.0, 1.0),
+        "channel": params.channel,
+        "distances": tuple(params.glcm_distances),
+        "angles": tuple(math.radians(a) for a in params.glcm_angles_deg),
+        "symmetric": params.glcm_symmetric,
+        "n_bins": None if params.glcm_bin_width > 0 else params.glcm_n_bins,
+        "bin_width": params.glcm_bin_width if params.glcm_bin_width > 0 else None,
+    }
+
+
+def load_patient(slices) -> tuple[np.ndarray, np.ndarray]:
+    """Stack one patient's masks (all slices) and images (tumour slices only).
+
+    Images of tumour-free slices are never used by any feature, so they are
+    left as zeros instead of being read: most slices have no tumour.
+    """
+    missing = [s for s in slices if s.mask is None or s.image is None]
+    if missing:
+        s = missing[0]
+        raise GliomicsError(f"{s.image or s.mask}: slice {s.slice} of {s.folder} has no "
+                            f"{'mask' if s.mask is None else 'image'}")
+    masks = np.stack([read_tif(s.mask) for s in slices]) > 0
+    images = np.zeros(masks.shape + (3,), dtype=np.uint8)
+    for z in np.flatnonzero(masks.reshape(len(slices), -1).any(axis=1)):
+        images[z] = read_tif(slices[z].image)
+    return images, masks
+
+
+def compute_table(root: Path, params: FeaturesParams, progress_callback=None):
+    """The features table of every patient folder under ``root``."""
+    import pandas as pd
+
+    from gliomics.features import ALL_COLUMNS, patient_features
+
+    slices, _, folders = scan_cohort(root)
+    if not slices:
+        raise GliomicsError(f"{root}: no slices found (expected TCGA_*/<folder>_<n>.tif)")
+    by_folder: dict[str, list] = {}
+    for s in slices:
+        by_folder.setdefault(s.folder, []).append(s)
+    settings = feature_settings(params)
+
+    def one(folder: str) -> dict:
+        images, masks = load_patient(by_folder[folder])
+        row = patient_features(images, masks, **settings)
+        return {"patient": by_folder[folder][0].patient, "folder": folder, **row}
+
+    rows = []
+    # Threads: tif reading releases the GIL and NumPy/scikit-image kernels mostly do too.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i, row in enumerate(pool.map(one, sorted(by_folder)), 1):
+            rows.append(row)
+            if progress_callback:
+                progress_callback(i, len(by_folder))
+    table = pd.DataFrame(rows, columns=["patient", "folder", *ALL_COLUMNS])
+    clinical_path = root / CLINICAL_FILE
+    if clinical_path.exists():
+        clinical = read_clinical(clinical_path).set_index("Patient")
+        table.insert(2, "histological_type", table["patient"].map(clinical["histological_type"]).astype("Int64"))
+    else:
+        table.insert(2, "histological_type", pd.array([pd.NA] * len(table), dtype="Int64"))
+    return table
+
+
+def run_features(data_dir: str | Path, masks: str, out: str | Path, params: FeaturesParams, *,
+                 log_mlflow: bool = True, profile: str | None = None) -> dict:
+    """Compute, validate and write the features table; log it to MLflow.
+
+    ``masks`` names the source of the masks in ``data_dir``: ``truth`` (the
+    cohort's own) or ``predicted`` (a ``gliomics segment`` output folder in
+    the same layout). Patients whose mask is empty or too small get NaN
+    features, a ``status`` saying why, and a warning.
+    """
+    from gliomics.features import FEATURE_COLUMNS
+    from gliomics.validation.features import features_suite
+    from gliomics.validation.gx import run_checks
+
+    if masks not in MASK_SOURCES:
+        raise GliomicsError(f"--masks must be one of {', '.join(MASK_SOURCES)}, got {masks!r}")
+    started = time.perf_counter()
+    root = resolve_cohort_dir(data_dir)
+    out = Path(out)
+    with progress("patients", 0) as update:
+        table = compute_table(root, params, update)
+    seconds = round(time.perf_counter() - started, 2)
+
+    clinical_path = root / CLINICAL_FILE
+    clinical_patients = set(read_clinical(clinical_path)["Patient"]) if clinical_path.exists() else None
+    (outcome,) = run_checks([features_suite(table, FEATURE_COLUMNS, out, clinical_patients)])
+    if not outcome.success:
+        out.unlink(missing_ok=True)
+        raise ValidationFailed(outcome.problems, f"{out}: features table failed validation "
+                                                 f"({len(outcome.problems)} problem(s))")
+    not_ok = table.loc[table["status"] != "ok", ["patient", "status"]]
+    if len(not_ok):
+        warnings.warn("features: no or partial features for " +
+                      "; ".join(f"{p} ({s})" for p, s in not_ok.itertuples(index=False)), stacklevel=2)
+    io.write_csv(out, table)
+    summary = {
+        "masks": masks,
+        "n_patients": int(len(table)),
+        "n_ok": int((table["status"] == "ok").sum()),
+        "not_ok": dict(not_ok.itertuples(index=False)),
+        "seconds": seconds,
+    }
+    io.write_json(out.with_name(f"summary_{masks}.json"), {k: v for k, v in summary.items() if k != "seconds"})
+    if log_mlflow:
+        _log(root, out, table, params, summary, profile)
+    return summary
+
+
+def _log(root, out: Path, table, params: FeaturesParams, summary: dict, profile) -> None:
+    import mlflow
+
+    from gliomics.features import FEATURE_COLUMNS
+    from gliomics.report.features_plots import feature_histograms
+    from gliomics.tracking import stage_run
+
+    with stage_run("features", data_dir=root, params={"masks": summary["masks"], **vars(params)},
+                   profile=profile):
+        mlflow.log_metrics({"n_patients": summary["n_patients"], "n_ok": summary["n_ok"],
+                            "seconds": summary["seconds"]})
+        mlflow.log_artifact(str(out))
+        figure = feature_histograms(table, FEATURE_COLUMNS)
+        mlflow.log_figure(figure, f"figures/features_{summary['masks']}_histograms.png")
