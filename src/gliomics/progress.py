@@ -13,7 +13,9 @@ def progress(description: str, total: int) -> Iterator[Callable[[int, int], None
 
     with tqdm(total=total, desc=description, unit="it", disable=None, leave=False) as bar:
 
-        def update(done: int, _total: int) -> None:
+        def update(done: int, total_now: int) -> None:
+            if bar.total != total_now:  # callers may learn the total only once work starts
+                bar.total = total_now
             bar.update(done - bar.n)
 
         yield update

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +52,22 @@ def load_patient(slices) -> tuple[np.ndarray, np.ndarray]:
     return images, masks
 
 
-def compute_table(root: Path, params: FeaturesParams, progress_callback=None):
-    """The features table of every patient folder under ``root``."""
+def _patient_row(job) -> dict:
+    from gliomics.features import patient_features
+
+    slices, settings = job
+    images, masks = load_patient(slices)
+    return {"patient": slices[0].patient, "folder": slices[0].folder, **patient_features(images, masks, **settings)}
+
+
+def compute_table(root: Path, params: FeaturesParams, progress_callback=None, *, workers: int | None = None):
+    """The features table of every patient folder under ``root`` (one process per core)."""
     import pandas as pd
 
-    from gliomics.features import ALL_COLUMNS, patient_features
+    import gliomics.features  # noqa: F401  (imported once here, inherited by the workers)
+    from gliomics.features import ALL_COLUMNS
+
+    workers = workers or os.cpu_count() or 1
 
     slices, _, folders = scan_cohort(root)
     if not slices:
@@ -63,19 +76,16 @@ def compute_table(root: Path, params: FeaturesParams, progress_callback=None):
     for s in slices:
         by_folder.setdefault(s.folder, []).append(s)
     settings = feature_settings(params)
-
-    def one(folder: str) -> dict:
-        images, masks = load_patient(by_folder[folder])
-        row = patient_features(images, masks, **settings)
-        return {"patient": by_folder[folder][0].patient, "folder": folder, **row}
-
+    jobs = [(by_folder[folder], settings) for folder in sorted(by_folder)]
     rows = []
-    # Threads: tif reading releases the GIL and NumPy/scikit-image kernels mostly do too.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, row in enumerate(pool.map(one, sorted(by_folder)), 1):
+    # Processes, not threads: the feature code makes many small NumPy calls
+    # that hold the GIL. Fork shares the already-imported libraries.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=context) as pool:
+        for i, row in enumerate(pool.map(_patient_row, jobs), 1):
             rows.append(row)
             if progress_callback:
-                progress_callback(i, len(by_folder))
+                progress_callback(i, len(jobs))
     table = pd.DataFrame(rows, columns=["patient", "folder", *ALL_COLUMNS])
     clinical_path = root / CLINICAL_FILE
     if clinical_path.exists():
