@@ -91,10 +91,20 @@ def cmd_associate(args) -> int:
     params = _params(args)
     clinical = args.clinical or str(Path(params.data.raw) / "data.csv")
     summary = run_associate(args.features, clinical, args.out, params.associate, log_mlflow=not args.no_mlflow,
-                            profile=params.profile)
-    print(f"associate: {summary['n_tests']} tests, {summary['n_significant_bonferroni']} significant after "
-          f"Bonferroni, {summary['n_auc_top']} AUC > {params.associate.auc_threshold} → {args.out}")
+                            profile=params.profile, plots=not args.no_plots)
+    if args.metrics:
+        from gliomics import io
+
+        io.write_json(args.metrics, {k: summary[k] for k in METRICS_KEYS if k in summary})
+    print(f"associate: {summary['n_tests']} Fisher-Freeman-Halton tests, {summary['n_significant_bonferroni']} "
+          f"significant after Bonferroni ({summary['n_significant_fdr']} after FDR), {summary['n_auc_top']} "
+          f"feature-cluster pairs with AUC > {params.associate.auc_threshold} → {args.out}")
     return 0
+
+
+#: Headline numbers of `associate` that `dvc metrics show/diff` compares.
+METRICS_KEYS = ("n_patients", "n_tests", "n_tests_skipped", "n_significant_bonferroni", "n_significant_fdr",
+                "smallest_p", "smallest_p_bonferroni", "n_auc_pairs", "n_auc_top", "best_auc")
 
 
 def cmd_summary(args) -> int:
@@ -185,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="reports/features/features_truth.csv", help="default: %(default)s")
     p.add_argument("--clinical", help="data.csv (default: data.raw/data.csv from params)")
     p.add_argument("--out", default="reports/associations/truth", help="default: %(default)s")
+    p.add_argument("--metrics", help="also write the headline numbers to this JSON file (for `dvc metrics`)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_associate)
 

@@ -30,7 +30,7 @@ def test_cohort_bytes_are_pinned_across_machines(tmp_path):
     assert _tree_digest(tmp_path / "c") == PINNED_DIGEST
 
 
-PINNED_DIGEST = "fb76461eab95bd2b9654f7c409d9b777b32787a65baec47fe89be9c5638c1982"
+PINNED_DIGEST = "5c69fb10271a113ad90883e433c96657611e1f6aaf0643dd0160b7fa67a2a813"
 
 
 def test_other_seed_differs(tmp_path):

@@ -12,8 +12,9 @@ so that shape varies the way radiogenomics cares about:
   harmonics), which drives ``RNASeqCluster`` (irregular → 1, smooth → 3);
 - *elongation* (in-plane axis ratio), which drives ``MethylationCluster``
   (elongated → 4, round → 5);
-- *texture heterogeneity* (FLAIR noise amplitude and grain inside the
-  tumour), which drives ``CNCluster`` (heterogeneous → 1, homogeneous → 2).
+- *texture heterogeneity* (fine-grained versus smooth, coarse FLAIR texture
+  inside the tumour), which drives ``CNCluster`` (heterogeneous → 1,
+  homogeneous → 2).
 
 The other families are random. These planted links give the association
 analysis a true signal to find (and the remaining families a null to keep).
@@ -91,9 +92,9 @@ def _patient_traits(rng: np.random.Generator, index: int, n_patients: int) -> Sy
         "ethnicity": int(rng.integers(1, 3)),
         "death01": int(rng.integers(0, 2)),
     }
-    # Missing values where the real file has them (no family is wholly missing
-    # for the planted traits, so the signal stays testable).
-    for column, rate in (("RPPACluster", 0.15), ("OncosignCluster", 0.1), ("ethnicity", 0.1), ("RNASeqCluster", 0.07)):
+    # Missing values where the real file has them; the planted families stay
+    # complete so that their signal is testable at demo size.
+    for column, rate in (("RPPACluster", 0.15), ("OncosignCluster", 0.1), ("ethnicity", 0.1)):
         if rng.random() < rate:
             clinical[column] = None
     n_slices = int(rng.integers(16, 25))
@@ -157,8 +158,11 @@ def _patient_slices(rng: np.random.Generator, traits: SyntheticPatient):
     scale = np.sqrt(1.0 - heights**2)[:, None] * np.array([head_a, head_b])[None, :]
     tumour, halo = _tumour_volume(rng, traits, scale)
     contrast = np.array([1.0, 1.0, 1.0]) * rng.uniform(0.9, 1.1, size=3)
-    grain = 0.8 if traits.heterogeneous else 2.5
-    hetero_amp = 28.0 if traits.heterogeneous else 5.0
+    # Heterogeneous: fine-grained, strong texture; homogeneous: smooth, coarse
+    # variation. GLCM quantises each tumour over its own range, so the grain
+    # (not the amplitude) is what separates them.
+    grain = 0.8 if traits.heterogeneous else 4.0
+    hetero_amp = 28.0 if traits.heterogeneous else 14.0
     for z in range(n):
         ry, rx = scale[z]
         r = np.hypot((yy - SIZE / 2) / ry, (xx - SIZE / 2) / rx)

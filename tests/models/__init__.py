@@ -1,0 +1,1 @@
+"""Tests of gliomics.models (the segmentation model builders)."""
