@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+from gliomics.schema import FEATURE_COLUMNS
+
 from ._utils import as_mask, bbox_slices
 from .shape2d import (
     ASD_BINS,
@@ -58,23 +60,6 @@ __all__ = [
     "patient_features",
 ]
 
-#: The 14 features of the thesis, in its order, snake_case.
-FEATURE_COLUMNS = (
-    "angular_standard_deviation",
-    "eccentricity",
-    "bounding_ellipsoid_volume_ratio",
-    "margin_fluctuation",
-    "solidity",
-    "extent",
-    "equivalent_diameter",
-    "perimeter",
-    "convexity_defects",
-    "aspect_ratio",
-    "glcm_contrast",
-    "glcm_correlation",
-    "glcm_energy",
-    "glcm_homogeneity",
-)
 #: Area-weighted means over all tumour slices of the 2D and GLCM features.
 SLICE_MEAN_COLUMNS = tuple(f"{c}_slices_mean" for c in SHAPE2D_COLUMNS + GLCM_COLUMNS)
 #: Every column after the 14 thesis features.

@@ -64,6 +64,7 @@ from pathlib import Path
 
 from gliomics import io
 from gliomics.config import AssociateParams
+from gliomics.schema import FEATURE_COLUMNS
 from gliomics.errors import GliomicsError, ValidationFailed
 
 TESTS = "tests.csv"
@@ -78,24 +79,8 @@ FAILED = "validation_failed.json"
 
 #: Significance level for the counts and the figures (the thesis' 0.05).
 ALPHA = 0.05
-#: The 14 features of the thesis, in its order (= ``gliomics.features.FEATURE_COLUMNS``;
-#: repeated here so that this stage does not import scikit-image and OpenCV).
-THESIS_FEATURES = (
-    "angular_standard_deviation",
-    "eccentricity",
-    "bounding_ellipsoid_volume_ratio",
-    "margin_fluctuation",
-    "solidity",
-    "extent",
-    "equivalent_diameter",
-    "perimeter",
-    "convexity_defects",
-    "aspect_ratio",
-    "glcm_contrast",
-    "glcm_correlation",
-    "glcm_energy",
-    "glcm_homogeneity",
-)
+#: The 14 features of the thesis (the features stage writes them).
+THESIS_FEATURES = FEATURE_COLUMNS
 #: Columns of a features table that are never analysed.
 NOT_FEATURES = ("patient", "histological_type", "largest_slice", "tumour_voxels", "status")
 TRUTH_FEATURES = "features_truth.csv"
