@@ -89,6 +89,39 @@ class AssociateParams:
 
 
 @dataclass(frozen=True)
+class TrainParams:
+    """Segmenter training settings of one profile (``train.<profile>`` in params.yaml)."""
+
+    #: Model config for gliomics.models.build_from_config (arch + builder arguments).
+    model: dict = field(default_factory=lambda: {"arch": "plain_unet", "base_filters": 8, "depth": 3})
+    #: Slices are resized to image_size x image_size (128 or 256 for real work).
+    image_size: int = 64
+    #: Optional pre-filter at full resolution: none, median or gaussian (the thesis used both).
+    prefilter: str = "none"
+    batch_size: int = 8
+    epochs: int = 3
+    steps_per_epoch: int = 20
+    #: Share of tumour slices in each training batch (most slices have no tumour).
+    tumour_fraction: float = 0.5
+    #: bce_dice (the thesis), dice or focal_tversky.
+    loss: str = "bce_dice"
+    learning_rate: float = 1e-3
+    #: constant or cosine (decay to 0 over all steps).
+    schedule: str = "cosine"
+    #: Stop when validation per-patient 3D Dice has not improved for this many epochs.
+    early_stopping_patience: int = 10
+    #: Augmentation probabilities (gliomics.data.pipeline.Augment fields); {} = defaults.
+    augment: dict = field(default_factory=dict)
+    #: auto (bfloat16 where the CPU has avx512_bf16/amx_bf16), bf16 or fp32.
+    precision: str = "fp32"
+    #: Compile with XLA (jit_compile).
+    xla: bool = False
+    seed: int = 0
+    #: Which cross-validation fold of the split validates (the others train; test is never used).
+    val_fold: int = 0
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "demo"
     data: DataParams = field(default_factory=DataParams)
@@ -96,8 +129,16 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
     associate: AssociateParams = field(default_factory=AssociateParams)
+    #: Training settings per profile; :meth:`train_settings` picks the active one.
+    train: dict = field(default_factory=lambda: {"demo": TrainParams()})
     #: Sections that no typed dataclass covers yet (added by later stages).
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def train_settings(self) -> TrainParams:
+        """The training settings of the active profile."""
+        if self.profile not in self.train:
+            raise GliomicsError(f"params: no train.{self.profile} settings for profile {self.profile!r}")
+        return self.train[self.profile]
 
 
 _SECTIONS = {
@@ -137,7 +178,14 @@ def params_from_dict(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
         if not isinstance(values, dict):
             raise GliomicsError(f"{source}: section '{name}' must be a mapping")
         sections[name] = _build(cls, values, f"{source}: {name}")
-    return Params(profile=profile, extra=raw, **sections)
+    train = raw.pop("train", None) or {}
+    if not isinstance(train, dict) or not all(isinstance(v, dict) for v in train.values()):
+        raise GliomicsError(f"{source}: section 'train' must map profiles ({', '.join(PROFILES)}) to settings")
+    unknown_profiles = sorted(set(train) - set(PROFILES))
+    if unknown_profiles:
+        raise GliomicsError(f"{source}: train: unknown profile(s) {', '.join(unknown_profiles)}")
+    typed_train = {name: _build(TrainParams, values, f"{source}: train.{name}") for name, values in train.items()}
+    return Params(profile=profile, extra=raw, train=typed_train or {"demo": TrainParams()}, **sections)
 
 
 def _build(cls, values: dict[str, Any], where: str):

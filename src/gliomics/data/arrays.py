@@ -239,7 +239,7 @@ def _decode(item, settings):
     return resize_image(image, size), resize_mask(mask, size)
 
 
-def _patient_stats(images: np.ndarray, codes: np.ndarray, n_patients: int):
+def patient_stats(images: np.ndarray, codes: np.ndarray, n_patients: int):
     """Mean and std per patient and channel over brain (non-zero) pixels."""
     sums = np.zeros((n_patients, 3), np.float64)
     squares = np.zeros((n_patients, 3), np.float64)
@@ -318,7 +318,7 @@ def build_array_store(
                 tumour_pixels[i] = int(mask.sum())
                 if progress is not None:
                     progress(i + 1, n)
-        mean, std, counts = _patient_stats(images, codes, len(patients))
+        mean, std, counts = patient_stats(images, codes, len(patients))
         images.flush()
         masks.flush()
         del images, masks

@@ -1,0 +1,93 @@
+"""Logging and loading segmenters as MLflow models (tensorflow flavour).
+
+A logged segmenter carries, as MLflow model metadata under ``gliomics``,
+its :class:`~gliomics.models.preprocessing.Preprocessing` and the model
+config it was built from, so that ``gliomics evaluate``/``segment`` prepare
+any cohort exactly as training did. Anything MLflow can resolve is a model
+URI: ``runs:/<id>/model``, ``models:/<name>/<version>``,
+``models:/<name>@<alias>``, or a local folder holding an ``MLmodel`` file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gliomics.errors import GliomicsError
+from gliomics.models.preprocessing import Preprocessing
+
+METADATA_KEY = "gliomics"
+
+
+def custom_objects() -> dict:
+    """Every custom layer, loss and metric a saved gliomics model may reference."""
+    from gliomics.models import custom_objects as model_objects
+    from gliomics.training.losses import custom_objects as loss_objects
+
+    return {**model_objects(), **loss_objects()}
+
+
+def model_metadata(preprocessing: Preprocessing, model_config: dict, **extra) -> dict:
+    return {METADATA_KEY: {"preprocessing": preprocessing.to_dict(), "model_config": dict(model_config), **extra}}
+
+
+def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, name: str = "model",
+                  registered_model_name: str | None = None, **extra_metadata):
+    """Log ``model`` to the active MLflow run with signature, input example and metadata."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    size = preprocessing.image_size
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
+    return mlflow.tensorflow.log_model(
+        model,
+        name=name,
+        custom_objects=custom_objects(),
+        signature=signature,
+        input_example=example,
+        metadata=model_metadata(preprocessing, model_config, **extra_metadata),
+        registered_model_name=registered_model_name,
+    )
+
+
+def load_segmenter(uri: str):
+    """Load a segmenter: ``(keras_model, Preprocessing, metadata)``.
+
+    Raises :class:`GliomicsError` naming the URI (and, for registry URIs,
+    the registered models and aliases that exist) when it does not resolve.
+    """
+    import mlflow
+
+    from gliomics import tracking
+
+    tracking.configure()
+    if not any(uri.startswith(prefix) for prefix in ("runs:/", "models:/", "file:", "mlflow-artifacts:")):
+        path = Path(uri)
+        if not (path / "MLmodel").exists():
+            raise GliomicsError(f"{uri}: not a model URI (runs:/…, models:/…) nor a folder with an MLmodel file")
+        uri = str(path.resolve())
+    try:
+        info = mlflow.models.get_model_info(uri)
+        model = mlflow.tensorflow.load_model(uri, keras_model_kwargs={"compile": False,
+                                                                      "custom_objects": custom_objects()})
+    except Exception as exc:  # MLflow raises many types for an unresolvable URI
+        raise GliomicsError(f"{uri}: cannot load model ({str(exc).splitlines()[0][:200]}){_registry_hint()}") from None
+    metadata = (info.metadata or {}).get(METADATA_KEY, {})
+    return model, Preprocessing.from_dict(metadata.get("preprocessing", {})), metadata
+
+
+def _registry_hint() -> str:
+    try:
+        from mlflow import MlflowClient
+
+        models = MlflowClient().search_registered_models()
+    except Exception:
+        return ""
+    if not models:
+        return "; no registered models exist yet"
+    described = []
+    for model in models[:10]:
+        aliases = ", ".join(f"@{a}" for a in (model.aliases or {})) or "no aliases"
+        described.append(f"{model.name} ({aliases})")
+    return "; registered: " + "; ".join(described)
