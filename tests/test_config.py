@@ -34,8 +34,17 @@ def test_unknown_profile_is_rejected():
 
 
 def test_later_sections_are_kept_untyped():
-    params = params_from_dict({"train": {"epochs": 3}})
-    assert params.extra == {"train": {"epochs": 3}}
+    params = params_from_dict({"report": {"title": "x"}})
+    assert params.extra == {"report": {"title": "x"}}
+
+
+def test_train_settings_follow_the_profile():
+    params = params_from_dict({"profile": "cpu", "train": {"demo": {"epochs": 1}, "cpu": {"epochs": 40}}})
+    assert params.train_settings().epochs == 40
+    with pytest.raises(GliomicsError, match=r"train.cpu.epochs: expected int"):
+        params_from_dict({"train": {"cpu": {"epochs": "many"}}})
+    with pytest.raises(GliomicsError, match="no train.full settings"):
+        params_from_dict({"profile": "full", "train": {"demo": {}}}).train_settings()
 
 
 def test_invalid_yaml_is_reported_with_the_file(tmp_path):
