@@ -9,7 +9,8 @@ import tifffile
 
 from gliomics.cli import build_parser, main
 
-SUBCOMMANDS = ["synth", "ingest", "validate", "split", "features", "associate", "summary", "ui"]
+SUBCOMMANDS = ["synth", "ingest", "validate", "split", "features", "associate", "train", "evaluate", "segment",
+               "summary", "ui"]
 
 
 def test_importing_the_cli_does_not_import_heavy_libraries():

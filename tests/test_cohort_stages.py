@@ -65,3 +65,15 @@ def test_synth_command_writes_a_valid_cohort(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "raw"), "--patients", "2", "--seed", "9"]) == 0
     assert "wrote 2 synthetic patients" in capsys.readouterr().out
     assert validate_cohort(tmp_path / "raw", tmp_path / "out", log_mlflow=False)["n_patients"] == 2
+
+
+def test_patients_of_part(tmp_path):
+    from gliomics.stages.split import patients_of_part
+
+    path = tmp_path / "splits.csv"
+    pd.DataFrame({"patient": ["a", "b", "c"], "part": ["test", "fold0", "test"]}).to_csv(path, index=False)
+    assert patients_of_part(path, "test") == ["a", "c"]
+    with pytest.raises(GliomicsError, match="no patients in part 'fold9'"):
+        patients_of_part(path, "fold9")
+    with pytest.raises(GliomicsError, match="run `gliomics split` first"):
+        patients_of_part(tmp_path / "absent.csv", "test")

@@ -107,6 +107,40 @@ METRICS_KEYS = ("n_patients", "n_tests", "n_tests_skipped", "n_significant_bonfe
                 "smallest_p", "smallest_p_bonferroni", "n_auc_pairs", "n_auc_top", "best_auc")
 
 
+def cmd_train(args) -> int:
+    from gliomics.stages.train import run_train
+
+    params = _params(args)
+    summary = run_train(args.data or params.data.raw, args.manifest, args.splits, params.train_settings(),
+                        out_dir=args.out, resume=args.resume, log_mlflow=not args.no_mlflow, profile=params.profile)
+    print(f"train: {summary['epochs_run']} epochs ({params.profile} profile) in {summary['seconds']:.0f} s; best "
+          f"validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}; model: {args.out} and "
+          f"{summary['model_uri']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from gliomics.stages.evaluate import run_evaluate
+    from gliomics.stages.split import patients_of_part
+
+    params = _params(args)
+    patients = patients_of_part(args.split, args.part) if args.split else None
+    summary = run_evaluate(args.data or params.data.raw, args.model, args.out, patients=patients,
+                           log_mlflow=not args.no_mlflow, profile=params.profile)
+    print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
+          f"(median {summary['median_dice_3d']:.3f}) → {args.out}")
+    return 0
+
+
+def cmd_segment(args) -> int:
+    from gliomics.stages.segment import run_segment
+
+    params = _params(args)
+    summary = run_segment(args.input, args.model, args.out, log_mlflow=not args.no_mlflow, profile=params.profile)
+    print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients → {args.out}")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from gliomics.stages.summary import print_summary
 
@@ -199,6 +233,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_associate)
+
+    p = sub.add_parser("train", help="train a segmenter (settings: train.<profile> in params)",
+                       description="Train a segmenter on the split's training folds, validate on train.val_fold "
+                       "(never the test patients), checkpoint every epoch, log everything to MLflow.")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    p.add_argument("--out", default="models/segmenter", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="per-patient 3D Dice of a segmenter on a cohort",
+                       description="Segment a cohort in the Kaggle layout (masks required) with a model and "
+                       "score it: OUT/per_patient.csv and OUT/summary.json.")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--model", required=True,
+                   help="MLflow model URI (runs:/…, models:/name/N, models:/name@alias) or a local model folder")
+    p.add_argument("--out", default="reports/evaluate", help="default: %(default)s")
+    p.add_argument("--split", help="splits.csv: evaluate only the patients of --part")
+    p.add_argument("--part", default="test", help="part of --split to evaluate (default: %(default)s)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("segment", help="write predicted masks for a cohort",
+                       description="Write a copy of a Kaggle-layout folder with predicted <folder>_<n>_mask.tif "
+                       "(0/255), ready for `gliomics features --masks predicted`.")
+    p.add_argument("--input", required=True, help="cohort folder in the Kaggle layout (masks not needed)")
+    p.add_argument("--model", required=True, help="MLflow model URI or a local model folder")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("summary", help="print what the pipeline produced and how to look at it",
                        description="Summarise the reports of the stages that have run.")
