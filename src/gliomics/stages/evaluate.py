@@ -1,0 +1,159 @@
+"""``gliomics evaluate``: per-patient 3D scores of a segmenter on a labelled cohort.
+
+``data_dir`` is any folder in the Kaggle ``kaggle_3m`` layout (the original
+download as is, with or without ``data.csv``); every slice needs its mask
+(the truth). The model is anything :func:`gliomics.models.packaging.load_segmenter`
+resolves (``runs:/…``, ``models:/name/N``, ``models:/name@alias``, a local
+folder with an ``MLmodel`` file).
+
+Outputs (each written atomically) under ``out_dir``:
+
+* ``per_patient.csv``: ``patient, n_slices, true_voxels, pred_voxels,
+  dice_3d, iou_3d, hd95_px`` then ``n_scored_slices, mean_slice_dice``
+  (:func:`gliomics.training.metrics.per_patient_scores`). Dice/IoU of two
+  empty volumes is 1; ``hd95_px`` is in pixels (slice step counted as one
+  pixel), empty when either mask is empty.
+* ``summary.json``: ``n_patients, mean_dice_3d, median_dice_3d,
+  mean_slice_dice, seconds`` plus ``mean_iou_3d, median_hd95_px, n_slices,
+  model_uri, data_dir, post, worst_patients`` (the five lowest 3D Dice).
+  ``mean_slice_dice`` averages only slices with tumour in truth or
+  prediction (slices empty in both would each count as a perfect 1).
+
+Predictions are post-processed (threshold, fill holes, largest 3D component;
+see :mod:`gliomics.models.inference`) before scoring.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.data.kaggle import read_tif, resolve_cohort_dir, scan_cohort
+from gliomics.errors import GliomicsError
+from gliomics.progress import progress
+
+PER_PATIENT = "per_patient.csv"
+SUMMARY = "summary.json"
+N_WORST = 5
+
+
+def cohort_patients(data_dir, *, need_masks: bool, patients=None):
+    """``(root, {folder: [SliceFiles, ...]})`` of the cohort at ``data_dir``.
+
+    Raises :class:`GliomicsError` for a folder without slices, a slice
+    without its image, a missing mask when ``need_masks`` (naming the
+    folder), or requested ``patients`` (ids or folder names) not present.
+    """
+    root = resolve_cohort_dir(data_dir)
+    slices, _, _ = scan_cohort(root)
+    if not slices:
+        raise GliomicsError(f"{root}: no slices found (expected TCGA_*/<folder>_<n>.tif)")
+    by_folder: dict[str, list] = {}
+    for s in slices:
+        by_folder.setdefault(s.folder, []).append(s)
+    if patients is not None:
+        wanted = {str(p) for p in patients}
+        found = {f for f, ss in by_folder.items() if f in wanted or ss[0].patient in wanted}
+        known = {f for f in by_folder} | {ss[0].patient for ss in by_folder.values()}
+        missing = sorted(wanted - known)
+        if missing:
+            raise GliomicsError(f"{root}: requested patients not found: {', '.join(missing[:20])}")
+        by_folder = {f: by_folder[f] for f in sorted(found)}
+        if not by_folder:
+            raise GliomicsError(f"{root}: the requested patient list is empty")
+    for folder, folder_slices in by_folder.items():
+        no_image = [s for s in folder_slices if s.image is None]
+        if no_image:
+            raise GliomicsError(f"{root / folder}: slice {no_image[0].slice} has a mask but no image")
+        if need_masks:
+            no_mask = [s for s in folder_slices if s.mask is None]
+            if no_mask:
+                what = ("no masks at all" if len(no_mask) == len(folder_slices)
+                        else f"{len(no_mask)} slice(s) without a mask, e.g. {no_mask[0].image.name}")
+                raise GliomicsError(f"{root / folder}: {what}; evaluate needs the true masks "
+                                    f"(<folder>_<n>_mask.tif); use `gliomics segment` on unlabelled data")
+    return root, by_folder
+
+
+def read_images(folder_slices, root: Path) -> np.ndarray:
+    """Stack one patient's images, checking they share one shape."""
+    images = [read_tif(s.image) for s in folder_slices]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise GliomicsError(f"{root / folder_slices[0].folder}: slices of different shapes {sorted(shapes)}")
+    return np.stack(images)
+
+
+def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
+    masks = []
+    for s in folder_slices:
+        mask = read_tif(s.mask)
+        if mask.ndim == 3 and mask.shape[-1] in (1, 3):
+            mask = mask[..., 0]
+        if mask.shape != tuple(shape):
+            raise GliomicsError(f"{s.mask}: mask is {mask.shape}, its image is {tuple(shape)}")
+        masks.append(mask > 0)
+    return np.stack(masks)
+
+
+def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
+                 post: dict | None = None, log_mlflow: bool = True, profile: str | None = None,
+                 batch_size: int = 8) -> dict:
+    """Score ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files; return the summary."""
+    from gliomics.models import inference
+    from gliomics.models.packaging import load_segmenter
+    from gliomics.training.metrics import per_patient_scores, summarise
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
+    model, preprocessing, _ = load_segmenter(model_uri)
+    inference.check_model_size(model, preprocessing)
+    settings = inference.post_settings(post, preprocessing)
+
+    truths, preds = {}, {}
+    with progress("evaluating patients", len(by_folder)) as update:
+        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
+            patient = folder_slices[0].patient
+            key = patient if patient not in truths else folder
+            images = read_images(folder_slices, root)
+            shape = inference.check_image_shapes(images, str(root / folder))
+            truths[key] = read_masks(folder_slices, shape, root)
+            prob = inference.predict_patient(model, preprocessing, images, batch_size=batch_size)
+            preds[key] = inference.segment_volume(prob, preprocessing, settings)
+            update(i, len(by_folder))
+
+    table = per_patient_scores(truths, preds)
+    summary = summarise(table)
+    worst = table.nsmallest(min(N_WORST, len(table)), "dice_3d")
+    summary.update(
+        n_slices=int(table["n_slices"].sum()),
+        model_uri=str(model_uri),
+        data_dir=str(root),
+        post=settings,
+        worst_patients=[{"patient": p, "dice_3d": float(d)}
+                        for p, d in worst[["patient", "dice_3d"]].itertuples(index=False)],
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    summary.setdefault("mean_slice_dice", None)
+    io.write_csv(out_dir / PER_PATIENT, table)
+    io.write_json(out_dir / SUMMARY, summary)
+    if log_mlflow:
+        _log(root, out_dir, summary, profile)
+    return summary
+
+
+def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
+    import mlflow
+
+    from gliomics.tracking import stage_run
+
+    params = {"model_uri": summary["model_uri"], **{f"post_{k}": v for k, v in summary["post"].items()}}
+    with stage_run("evaluate", data_dir=root, params=params, profile=profile):
+        mlflow.log_metrics({k: float(v) for k, v in summary.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_artifact(str(out_dir / PER_PATIENT))
+        mlflow.log_artifact(str(out_dir / SUMMARY))

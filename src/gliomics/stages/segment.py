@@ -1,0 +1,104 @@
+"""``gliomics segment``: predicted masks for a cohort, in a copy of its layout.
+
+``input_dir`` is any folder in the Kaggle ``kaggle_3m`` layout; masks are not
+needed (and, if present, are not copied: the output's masks are the
+predictions). ``out_dir`` becomes the cohort root of the copy::
+
+    OUT/
+      data.csv                         copied when the input has one
+      TCGA_CS_4941_19960909/
+        TCGA_CS_4941_19960909_1.tif        the input image, copied byte for byte
+        TCGA_CS_4941_19960909_1_mask.tif   predicted mask, uint8 0/255, image's H x W
+
+so that ``gliomics features --data OUT --masks predicted`` (and
+``gliomics validate``) run on it. Files outside the layout are not copied.
+The folder is written beside ``out_dir`` and replaces it whole only when
+every patient succeeded. Post-processing as in :mod:`gliomics.models.inference`.
+The summary (patients, slices, predicted tumour voxels per folder, empty
+predictions) is returned and logged to MLflow (experiment ``segment``); the
+copy itself holds only the layout, so it stays a valid cohort.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.data.kaggle import CLINICAL_FILE
+from gliomics.errors import GliomicsError
+from gliomics.progress import progress
+from gliomics.stages.evaluate import cohort_patients, read_images
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, (np.asarray(mask, dtype=bool).astype(np.uint8) * 255), photometric="minisblack",
+                     metadata=None, software=False)
+
+
+def run_segment(input_dir: str | Path, model_uri: str, out_dir: str | Path, *, post: dict | None = None,
+                log_mlflow: bool = True, profile: str | None = None, batch_size: int = 8) -> dict:
+    """Predict a mask for every slice under ``input_dir``; write the copy at ``out_dir``; return a summary."""
+    from gliomics.models import inference
+    from gliomics.models.packaging import load_segmenter
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    root, by_folder = cohort_patients(input_dir, need_masks=False)
+    if out_dir.resolve() == root.resolve() or root.resolve() in out_dir.resolve().parents:
+        raise GliomicsError(f"{out_dir}: the output must not be the input cohort or inside it")
+    model, preprocessing, _ = load_segmenter(model_uri)
+    inference.check_model_size(model, preprocessing)
+    settings = inference.post_settings(post, preprocessing)
+
+    tumour_voxels: dict[str, int] = {}
+    n_slices = 0
+    with io.atomic_path(out_dir) as tmp, progress("segmenting patients", len(by_folder)) as update:
+        tmp.mkdir()
+        if (root / CLINICAL_FILE).exists():
+            shutil.copy2(root / CLINICAL_FILE, tmp / CLINICAL_FILE)
+        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
+            images = read_images(folder_slices, root)
+            inference.check_image_shapes(images, str(root / folder))
+            prob = inference.predict_patient(model, preprocessing, images, batch_size=batch_size)
+            masks = inference.segment_volume(prob, preprocessing, settings)
+            target = tmp / folder
+            target.mkdir()
+            for s, mask in zip(folder_slices, masks):
+                shutil.copy2(s.image, target / s.image.name)
+                write_mask(target / f"{folder}_{s.slice}_mask.tif", mask)
+            tumour_voxels[folder] = int(masks.sum())
+            n_slices += len(folder_slices)
+            update(i, len(by_folder))
+
+    summary = {
+        "n_patients": len(by_folder),
+        "n_slices": n_slices,
+        "n_empty_patients": sum(1 for v in tumour_voxels.values() if v == 0),
+        "tumour_voxels": tumour_voxels,
+        "model_uri": str(model_uri),
+        "data_dir": str(root),
+        "out_dir": str(out_dir),
+        "post": settings,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if log_mlflow:
+        _log(root, summary, profile)
+    return summary
+
+
+def _log(root: Path, summary: dict, profile: str | None) -> None:
+    import mlflow
+
+    from gliomics.tracking import stage_run
+
+    params = {"model_uri": summary["model_uri"], "out_dir": summary["out_dir"],
+              **{f"post_{k}": v for k, v in summary["post"].items()}}
+    with stage_run("segment", data_dir=root, params=params, profile=profile):
+        mlflow.log_metrics({k: float(summary[k]) for k in ("n_patients", "n_slices", "n_empty_patients", "seconds")})
+        mlflow.log_dict(summary, "segment_summary.json")
