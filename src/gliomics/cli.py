@@ -126,7 +126,7 @@ def cmd_evaluate(args) -> int:
     params = _params(args)
     patients = patients_of_part(args.split, args.part) if args.split else None
     summary = run_evaluate(args.data or params.data.raw, args.model, args.out, patients=patients,
-                           log_mlflow=not args.no_mlflow, profile=params.profile)
+                           post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile)
     print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
           f"(median {summary['median_dice_3d']:.3f}) → {args.out}")
     return 0
@@ -136,7 +136,8 @@ def cmd_segment(args) -> int:
     from gliomics.stages.segment import run_segment
 
     params = _params(args)
-    summary = run_segment(args.input, args.model, args.out, log_mlflow=not args.no_mlflow, profile=params.profile)
+    summary = run_segment(args.input, args.model, args.out, post=params.post.as_post(),
+                          log_mlflow=not args.no_mlflow, profile=params.profile)
     print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients → {args.out}")
     return 0
 

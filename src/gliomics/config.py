@@ -122,6 +122,22 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class PostParams:
+    """Post-processing of predicted masks (evaluate and segment)."""
+
+    #: Probability threshold; 0 means the model's own (stored with it, default 0.5).
+    threshold: float = 0.0
+    #: Keep only the largest 3D connected component (as Buda et al. 2019).
+    largest_component: bool = True
+    #: Fill holes slice by slice.
+    fill_holes: bool = True
+
+    def as_post(self) -> dict:
+        return {"threshold": self.threshold or None, "largest_component": self.largest_component,
+                "fill_holes": self.fill_holes}
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "demo"
     data: DataParams = field(default_factory=DataParams)
@@ -129,6 +145,7 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
     associate: AssociateParams = field(default_factory=AssociateParams)
+    post: PostParams = field(default_factory=PostParams)
     #: Training settings per profile; :meth:`train_settings` picks the active one.
     train: dict = field(default_factory=lambda: {"demo": TrainParams()})
     #: Sections that no typed dataclass covers yet (added by later stages).
@@ -147,6 +164,7 @@ _SECTIONS = {
     "split": SplitParams,
     "features": FeaturesParams,
     "associate": AssociateParams,
+    "post": PostParams,
 }
 
 
