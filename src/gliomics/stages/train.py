@@ -1,0 +1,268 @@
+"""``gliomics train``: fit one segmenter, write its reports and model, log it all to MLflow.
+
+Patients: the split's cross-validation folds other than ``val_fold`` train,
+fold ``val_fold`` validates (and selects the best epoch); the ``test`` part
+is never read. Slices come from the cached array store
+(:mod:`gliomics.data.arrays`, built or reused at ``store_dir`` with the
+profile's ``image_size`` and ``prefilter``).
+
+Outputs:
+
+- ``reports_dir/history.csv``: one row per epoch (:mod:`gliomics.training.fit`);
+- ``reports_dir/metrics.json``: best ``val_dice_3d`` and epoch, epochs run,
+  seconds, seconds per training image (training time over the images seen),
+  seconds per validation image, precision, patient counts;
+- ``reports_dir/learning_curves.png`` and ``reports_dir/overlays.png``
+  (for up to 4 validation patients, the slice with the largest true tumour:
+  FLAIR, truth, post-processed prediction of the best model);
+- ``out_dir``: the best model as a local MLflow model (tensorflow flavour,
+  same signature, input example and ``gliomics`` metadata as
+  :func:`gliomics.models.packaging.log_segmenter`);
+- MLflow run in experiment ``train``: flattened params, per-epoch metrics
+  (``step`` = epoch), the reports as artifacts, the model at ``model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.config import TrainParams
+from gliomics.errors import GliomicsError
+
+OVERLAY_PATIENTS = 4
+EPOCH_METRICS = ("loss", "slice_dice", "slice_iou", "soft_slice_dice", "soft_slice_iou", "val_dice_3d",
+                 "val_slice_dice", "lr", "seconds", "val_seconds")
+
+
+def flatten_params(params: TrainParams) -> dict:
+    """TrainParams as flat ``train.<key>`` MLflow params (dicts become ``train.model.arch`` etc.)."""
+    flat = {}
+
+    def put(prefix, value):
+        if isinstance(value, dict):
+            if not value:
+                flat[prefix] = "{}"
+            for key, item in value.items():
+                put(f"{prefix}.{key}", item)
+        else:
+            flat[prefix] = value
+
+    for key, value in dataclasses.asdict(params).items():
+        put(f"train.{key}", value)
+    return flat
+
+
+def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
+    """(training, validation) patients of a split table; the test part is never included."""
+    import pandas as pd
+
+    splits = pd.read_csv(splits_csv)
+    missing = {"patient", "part", "fold"} - set(splits.columns)
+    if missing:
+        raise GliomicsError(f"{splits_csv}: missing column(s) {', '.join(sorted(missing))}")
+    cv = splits[splits["part"] != "test"]
+    val = sorted(cv.loc[cv["fold"] == val_fold, "patient"].astype(str))
+    train = sorted(cv.loc[cv["fold"] != val_fold, "patient"].astype(str))
+    if not val:
+        folds = sorted(int(f) for f in cv["fold"].unique())
+        raise GliomicsError(f"{splits_csv}: no patients in fold {val_fold} (folds: {folds}); set train.val_fold")
+    if not train:
+        raise GliomicsError(f"{splits_csv}: no training patients outside fold {val_fold}")
+    return train, val
+
+
+def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from gliomics.models.packaging import custom_objects, model_metadata
+
+    size = preprocessing.image_size
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
+                                     input_example=example,
+                                     metadata=model_metadata(preprocessing, model_config, **extra_metadata))
+    return Path(path)
+
+
+# ------------------------------------------------------------------- figures
+
+
+def plot_learning_curves(history, path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = history["epoch"]
+    ax_loss.plot(epochs, history["loss"], marker="o", label="training loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    for column, label in (("slice_dice", "training slice Dice"), ("val_slice_dice", "validation slice Dice"),
+                          ("val_dice_3d", "validation per-patient 3D Dice")):
+        ax_dice.plot(epochs, history[column], marker="o", label=label)
+    ax_dice.set_xlabel("epoch")
+    ax_dice.set_ylabel("Dice")
+    ax_dice.set_ylim(0, 1)
+    ax_dice.legend()
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS) -> Path:
+    """Image / truth / prediction on each patient's largest true-tumour slice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    patients = list(scores)[:n_patients]
+    fig, axes = plt.subplots(len(patients), 3, figsize=(9, 3 * len(patients)), squeeze=False)
+    for row, patient in enumerate(patients):
+        dice, _slice_dice, pred = scores[patient]
+        rows = store.rows([patient])
+        truth = np.asarray(store.masks[rows]) > 0
+        z = int(np.argmax(truth.reshape(len(rows), -1).sum(axis=1)))
+        flair = np.asarray(store.images[rows[z]])[..., 1]
+        panels = (("FLAIR", None), ("truth", truth[z]), (f"prediction (3D Dice {dice:.2f})", pred[z]))
+        for col, (title, mask) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(flair, cmap="gray")
+            if mask is not None:
+                ax.imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.5, vmin=0, vmax=1)
+            ax.set_title(f"{patient} slice {z + 1}: {title}" if col == 0 else title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+# --------------------------------------------------------------------- stage
+
+
+def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir="models/segmenter",
+              store_dir="data/arrays", checkpoint_dir="checkpoints/train", reports_dir="reports/train",
+              resume: bool = False, log_mlflow: bool = True, profile: str | None = None) -> dict:
+    """Train the segmenter of ``params``; write reports and model; return the summary.
+
+    Summary keys: ``run_id`` (None without MLflow), ``model_uri``
+    (``runs:/<id>/model``, or the local ``out_dir`` without MLflow),
+    ``model_dir``, ``best_val_dice_3d``, ``best_epoch``, ``epochs_run``,
+    ``stopped_early``, ``resumed_from``, ``seconds``, ``seconds_per_image``,
+    ``val_seconds_per_image``, ``precision``, ``n_train_patients``,
+    ``n_val_patients``, ``image_size``.
+    """
+    from gliomics.data.arrays import build_array_store, open_array_store
+    from gliomics.models.preprocessing import Preprocessing
+    from gliomics.progress import progress
+    from gliomics.training.fit import fit_segmenter, predict_patients, score_patients
+
+    started = time.perf_counter()
+    reports_dir, out_dir = Path(reports_dir), Path(out_dir)
+    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
+    prefilter = None if params.prefilter in (None, "none") else params.prefilter
+    with progress("array store", 0) as update:
+        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=prefilter,
+                          manifest=manifest_csv, progress=update)
+    store = open_array_store(store_dir)
+    unknown = sorted(set(train_patients + val_patients) - set(store.patients))
+    if unknown:
+        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
+    preprocessing = Preprocessing.from_store_settings(store.settings)
+
+    run_params = {**flatten_params(params), "profile": profile or "", "seed": params.seed,
+                  "n_train_patients": len(train_patients), "n_val_patients": len(val_patients),
+                  "resume": resume}
+    if log_mlflow:
+        from gliomics import tracking
+
+        context = tracking.stage_run("train", data_dir=data_dir, params=run_params, profile=profile)
+    else:
+        from contextlib import nullcontext
+
+        context = nullcontext(None)
+
+    with context as run:
+        mlflow = None
+        if run is not None:
+            import mlflow
+
+        def log_epoch(epoch, row):
+            if mlflow is not None:
+                mlflow.log_metrics({k: float(row[k]) for k in EPOCH_METRICS
+                                    if k in row and not math.isnan(float(row[k]))}, step=epoch)
+
+        result = fit_segmenter(store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
+                               resume=resume, on_epoch_end=log_epoch)
+        history = result.history
+        if mlflow is not None:  # epochs done before a resume belong in this run too
+            for row in history.to_dict("records")[:result.resumed_from]:
+                log_epoch(int(row["epoch"]), row)
+
+        images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
+        val_slices = max(1, len(store.rows(val_patients)))
+        train_seconds = float(history["seconds"].sum()) if len(history) else 0.0
+        val_seconds = float(history["val_seconds"].sum()) if len(history) else 0.0
+        n_val_epochs = max(1, len(history))
+        metrics = {
+            "best_val_dice_3d": result.best_val_dice_3d,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "resumed_from": result.resumed_from,
+            "seconds": result.seconds,
+            "train_seconds": train_seconds,
+            "seconds_per_image": train_seconds / images_seen,
+            "val_seconds_per_image": val_seconds / (n_val_epochs * val_slices),
+            "precision": result.precision,
+            "xla": bool(params.xla),
+            "n_train_patients": len(train_patients),
+            "n_val_patients": len(val_patients),
+            "image_size": store.image_size,
+        }
+
+        scores = score_patients(store, predict_patients(result.model, store, val_patients, params.batch_size))
+        io.write_csv(reports_dir / "history.csv", history)
+        io.write_json(reports_dir / "metrics.json", metrics)
+        curves = plot_learning_curves(history, reports_dir / "learning_curves.png")
+        overlays = plot_overlays(store, scores, reports_dir / "overlays.png")
+        extra = {"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
+                 "profile": profile or "", "val_fold": params.val_fold}
+        save_segmenter(result.model, preprocessing, result.model_config, out_dir, **extra)
+
+        run_id = model_uri = None
+        if mlflow is not None:
+            from gliomics.models.packaging import log_segmenter
+
+            mlflow.log_metrics({"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
+                                "epochs_run": result.epochs_run, "seconds_per_image": metrics["seconds_per_image"]})
+            for artifact in (reports_dir / "history.csv", reports_dir / "metrics.json", curves, overlays):
+                mlflow.log_artifact(str(artifact), artifact_path="reports")
+            log_segmenter(result.model, preprocessing, result.model_config, name="model", **extra)
+            run_id = run.info.run_id
+            model_uri = f"runs:/{run_id}/model"
+
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri or str(out_dir),
+        "model_dir": str(out_dir),
+        **metrics,
+        "seconds": result.seconds,
+        "wall_seconds": time.perf_counter() - started,
+    }

@@ -1,0 +1,200 @@
+"""Segmenter training: resumable bit for bit, seeded, and the train stage end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gliomics  # noqa: F401  (tf-keras 2)
+from gliomics.config import TrainParams
+
+TINY = {"arch": "plain_unet", "base_filters": 4, "depth": 2}
+
+
+def tiny_params(**overrides) -> TrainParams:
+    values = dict(model=TINY, image_size=32, batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-2,
+                  schedule="cosine", early_stopping_patience=5, precision="fp32", seed=3,
+                  augment={"distortion": None})
+    values.update(overrides)
+    return TrainParams(**values)
+
+
+@pytest.fixture(scope="module")
+def store32(small_cohort, tmp_path_factory):
+    from gliomics.data.arrays import build_array_store, open_array_store
+
+    out = tmp_path_factory.mktemp("store") / "arrays"
+    build_array_store(small_cohort, out, image_size=32)
+    store = open_array_store(out)
+    patients = store.patients
+    return store, patients[:3], patients[3:]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(store32, tmp_path):
+    from gliomics.training.fit import fit_segmenter
+
+    store, train, val = store32
+    params = tiny_params(epochs=3)
+    full = fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "a")
+
+    def kill_after_first(epoch, row):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first)
+    resumed = fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "b", resume=True)
+
+    assert resumed.resumed_from == 1
+    assert resumed.epochs_run == full.epochs_run == 3
+    assert resumed.best_epoch == full.best_epoch
+    for a, b in zip(full.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # ...and the last-epoch weights (not only the restored best) agree too.
+    from gliomics.training.checkpoint import LAST
+
+    for name in ("weights.npz", "optimizer.npz"):
+        with np.load(tmp_path / "a" / LAST / name) as x, np.load(tmp_path / "b" / LAST / name) as y:
+            assert x.files == y.files
+            for key in x.files:
+                np.testing.assert_array_equal(x[key], y[key])
+    cols = ["loss", "slice_dice", "val_dice_3d", "lr"]
+    pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
+
+    # Resuming a finished run trains nothing and returns the same best model.
+    again = fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "a", resume=True)
+    assert again.resumed_from == 3 and again.epochs_run == 3
+    for a, b in zip(full.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(store32, tmp_path):
+    from gliomics.errors import GliomicsError
+    from gliomics.training.fit import fit_segmenter
+
+    store, train, val = store32
+    fit_segmenter(store, train, val, tiny_params(epochs=1), checkpoint_dir=tmp_path)
+    with pytest.raises(GliomicsError, match="other settings"):
+        fit_segmenter(store, train, val, tiny_params(epochs=1, seed=4), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_history_columns_schedule_and_early_stopping(store32, tmp_path):
+    from gliomics.training.fit import fit_segmenter
+
+    store, train, val = store32
+    result = fit_segmenter(store, train, val, tiny_params(epochs=3, early_stopping_patience=1, learning_rate=0.0,
+                                                          schedule="constant"),
+                           checkpoint_dir=tmp_path)
+    h = result.history
+    assert {"epoch", "loss", "slice_dice", "slice_iou", "val_dice_3d", "val_slice_dice", "lr", "seconds"} <= set(h)
+    # lr 0: nothing changes, val_dice_3d never improves strictly, stop after epoch 2.
+    assert result.epochs_run == 2 and result.stopped_early and result.best_epoch == 1
+    assert 0.0 <= result.best_val_dice_3d <= 1.0
+
+
+def test_bf16_and_xla_train(store32, tmp_path):
+    import tensorflow as tf
+
+    from gliomics.training.fit import fit_segmenter
+
+    store, train, val = store32
+    result = fit_segmenter(store, train, val, tiny_params(epochs=1, steps_per_epoch=1, precision="bf16", xla=True),
+                           checkpoint_dir=tmp_path)
+    assert result.precision == "bf16"
+    assert result.model.layers[1].compute_dtype == "bfloat16"
+    assert result.model.output.dtype == tf.float32
+    assert all(w.dtype == np.float32 for w in result.model.get_weights())
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert np.isfinite(result.history["loss"]).all()
+
+
+def test_cosine_schedule_and_precision(store32):
+    from gliomics.training.fit import learning_rate, resolve_precision
+
+    schedule = learning_rate(tiny_params(epochs=2, steps_per_epoch=3, learning_rate=1.0))
+    assert float(schedule(0)) == pytest.approx(1.0)
+    assert float(schedule(6)) == pytest.approx(0.0, abs=1e-7)
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") in ("fp32", "bf16")
+
+
+@pytest.fixture(scope="module")
+def stage_inputs(small_cohort, tmp_path_factory):
+    from gliomics.stages.validate import validate_cohort
+
+    root = tmp_path_factory.mktemp("stage")
+    validate_cohort(small_cohort, root / "validate", log_mlflow=False)
+    manifest = root / "validate" / "manifest.csv"
+    patients = sorted(pd.read_csv(manifest)["patient"].astype(str).unique())
+    assert len(patients) == 4
+    splits = pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "fold1"],
+                           "fold": [0, 1, 1, 1]})
+    splits.loc[len(splits)] = {"patient": "TCGA_XX_0000", "part": "test", "fold": -1}  # never read
+    splits.to_csv(root / "splits.csv", index=False)
+    return root, manifest, root / "splits.csv", patients
+
+
+def _run(small_cohort, stage_inputs, out, **kwargs):
+    from gliomics.stages.train import run_train
+
+    root, manifest, splits, _ = stage_inputs
+    params = tiny_params(epochs=2, steps_per_epoch=2, val_fold=0)
+    return run_train(small_cohort, manifest, splits, params, out_dir=out / "model", store_dir=root / "arrays",
+                     checkpoint_dir=out / "ckpt", reports_dir=out / "reports", profile="demo", **kwargs)
+
+
+def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path):
+    import mlflow
+
+    from gliomics.data.arrays import open_array_store
+    from gliomics.data.pipeline import eval_dataset
+    from gliomics.models.packaging import load_segmenter
+
+    summary = _run(small_cohort, stage_inputs, tmp_path)
+    for key in ("run_id", "model_uri", "best_val_dice_3d", "epochs_run", "seconds"):
+        assert key in summary
+    assert summary["model_uri"] == f"runs:/{summary['run_id']}/model"
+    assert summary["epochs_run"] == 2 and summary["n_train_patients"] == 3 and summary["n_val_patients"] == 1
+    reports = tmp_path / "reports"
+    for name in ("history.csv", "metrics.json", "learning_curves.png", "overlays.png"):
+        assert (reports / name).stat().st_size > 0
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics["best_val_dice_3d"] == pytest.approx(summary["best_val_dice_3d"])
+    assert (tmp_path / "model" / "MLmodel").exists()
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(summary["run_id"])
+    assert run.data.params["train.model.arch"] == "plain_unet"
+    assert run.data.params["n_train_patients"] == "3"
+    dice_steps = client.get_metric_history(summary["run_id"], "val_dice_3d")
+    assert sorted(m.step for m in dice_steps) == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(summary["run_id"], "reports")}
+    assert {"reports/history.csv", "reports/overlays.png", "reports/learning_curves.png"} <= artifacts
+
+    # The logged model, the local model folder and pyfunc all predict the same.
+    store = open_array_store(stage_inputs[0] / "arrays")
+    x = next(iter(eval_dataset(store, [stage_inputs[3][0]], batch_size=4)))[0].numpy()
+    logged, preprocessing, metadata = load_segmenter(summary["model_uri"])
+    local, _, _ = load_segmenter(str(tmp_path / "model"))
+    assert preprocessing.image_size == 32 and metadata["model_config"]["arch"] == "plain_unet"
+    expected = logged.predict(x, verbose=0)
+    np.testing.assert_allclose(local.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    pyfunc = mlflow.pyfunc.load_model(summary["model_uri"])
+    np.testing.assert_allclose(np.asarray(pyfunc.predict(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_run_train_is_seeded(small_cohort, stage_inputs, tmp_path):
+    first = _run(small_cohort, stage_inputs, tmp_path / "one", log_mlflow=False)
+    second = _run(small_cohort, stage_inputs, tmp_path / "two", log_mlflow=False)
+    assert first["run_id"] is None and first["model_uri"] == str(tmp_path / "one" / "model")
+    cols = ["epoch", "loss", "slice_dice", "slice_iou", "val_dice_3d", "val_slice_dice", "lr"]
+    a = pd.read_csv(tmp_path / "one" / "reports" / "history.csv")[cols]
+    b = pd.read_csv(tmp_path / "two" / "reports" / "history.csv")[cols]
+    pd.testing.assert_frame_equal(a, b)
