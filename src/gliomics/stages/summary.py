@@ -51,10 +51,23 @@ def _associate(s: dict) -> str:
             f"{s['n_significant_fdr']} after FDR; {s['n_auc_top']} feature-cluster pairs with high AUC")
 
 
+def _train(s: dict) -> str:
+    return (f"{s['epochs_run']} epochs in {s['seconds']:.0f} s ({s['precision']}); best validation per-patient "
+            f"3D Dice {s['best_val_dice_3d']:.3f} ({s['n_train_patients']} training, {s['n_val_patients']} "
+            "validation patients)")
+
+
+def _evaluate(s: dict) -> str:
+    return (f"internal test: {s['n_patients']} patients, per-patient 3D Dice mean {s['mean_dice_3d']:.3f}, "
+            f"median {s['median_dice_3d']:.3f}")
+
+
 #: stage → (its summary under reports/, how to say it in one line)
 _DESCRIBERS = {
     "validate": ("validate/summary.json", _validate),
     "split": ("split/summary.json", _split),
     "features": ("features/summary_truth.json", _features),
     "associate": ("associations/truth/summary.json", _associate),
+    "train": ("train/metrics.json", _train),
+    "evaluate": ("evaluate/summary.json", _evaluate),
 }
