@@ -50,9 +50,13 @@ def project(tmp_path_factory):
 def test_repro_runs_every_stage_then_is_a_no_op(project):
     root, env = project
     first = _run(["dvc", "repro"], root, env)
-    assert "Running stage 'validate'" in first and "Running stage 'split'" in first
+    for stage in ("validate", "split", "features_truth", "associate_truth", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first
     summary = json.loads((root / "reports" / "validate" / "summary.json").read_text())
     assert summary["success"] and summary["n_patients"] == 5
+    evaluation = json.loads((root / "reports" / "evaluate" / "summary.json").read_text())
+    assert evaluation["n_patients"] == 1  # the internal test patient only
+    assert (root / "models" / "segmenter" / "MLmodel").exists()
     second = _run(["dvc", "repro"], root, env)
     assert "Running stage" not in second
     assert "Data and pipelines are up to date" in second
