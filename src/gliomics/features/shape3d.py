@@ -263,6 +263,12 @@ def volume(mask, spacing=DEFAULT_SPACING, *, method: str = "mesh") -> float:
     return _Mesh(crop, s).volume
 
 
+def _mesh_of(mask, spacing) -> "_Mesh | None":
+    """The marching-cubes mesh of ``mask`` at ``spacing``; None for an empty mask."""
+    crop = _crop(mask)
+    return None if crop is None else _Mesh(crop, _spacing(spacing))
+
+
 def surface_area(mask, spacing=DEFAULT_SPACING) -> float:
     r"""Surface area of the marching-cubes mesh (IBSI morph_area_mesh).
 
@@ -290,9 +296,8 @@ def surface_area(mask, spacing=DEFAULT_SPACING) -> float:
     ----------
     .. [1] IBSI reference manual, 3.1.3 (C0JK).
     """
-    s = _spacing(spacing)
-    crop = _crop(mask)
-    return math.nan if crop is None else _Mesh(crop, s).area
+    mesh = _mesh_of(mask, spacing)
+    return math.nan if mesh is None else mesh.area
 
 
 def _sphericity(mesh: _Mesh) -> float:
@@ -326,9 +331,8 @@ def sphericity(mask, spacing=DEFAULT_SPACING) -> float:
     ----------
     .. [1] IBSI reference manual, 3.1.8 (QCFX).
     """
-    s = _spacing(spacing)
-    crop = _crop(mask)
-    return math.nan if crop is None else _sphericity(_Mesh(crop, s))
+    mesh = _mesh_of(mask, spacing)
+    return math.nan if mesh is None else _sphericity(mesh)
 
 
 def _max_diameter(mesh: _Mesh) -> float:
@@ -362,9 +366,8 @@ def maximum_3d_diameter(mask, spacing=DEFAULT_SPACING) -> float:
     ----------
     .. [1] IBSI reference manual, 3.1.13 (L0JK).
     """
-    s = _spacing(spacing)
-    crop = _crop(mask)
-    return math.nan if crop is None else _max_diameter(_Mesh(crop, s))
+    mesh = _mesh_of(mask, spacing)
+    return math.nan if mesh is None else _max_diameter(mesh)
 
 
 def _solidity_3d(mesh: _Mesh) -> float:
@@ -398,9 +401,8 @@ def solidity_3d(mask, spacing=DEFAULT_SPACING) -> float:
     ----------
     .. [1] IBSI reference manual, 3.1.25 (R3ER).
     """
-    s = _spacing(spacing)
-    crop = _crop(mask)
-    return math.nan if crop is None else _solidity_3d(_Mesh(crop, s))
+    mesh = _mesh_of(mask, spacing)
+    return math.nan if mesh is None else _solidity_3d(mesh)
 
 
 # --------------------------------------------------------------------------
