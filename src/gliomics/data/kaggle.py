@@ -149,6 +149,20 @@ def scan_cohort(root: Path) -> tuple[list[SliceFiles], list[str], list[str]]:
     return slices, warnings, [folder.name for folder in folders]
 
 
+def slices_by_folder(root: Path) -> dict[str, list[SliceFiles]]:
+    """The slices under ``root`` grouped by patient folder (folders sorted, slices in order).
+
+    Raises :class:`GliomicsError` when there is not a single slice.
+    """
+    slices, _, _ = scan_cohort(root)
+    if not slices:
+        raise GliomicsError(f"{root}: no slices found (expected TCGA_*/<folder>_<n>.tif)")
+    grouped: dict[str, list[SliceFiles]] = {}
+    for s in slices:
+        grouped.setdefault(s.folder, []).append(s)
+    return grouped
+
+
 def read_tif(path: Path) -> np.ndarray:
     """Read a tif, raising :class:`GliomicsError` naming the file on failure."""
     import tifffile

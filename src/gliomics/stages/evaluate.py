@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomics import io
-from gliomics.data.kaggle import read_tif, resolve_cohort_dir, scan_cohort
+from gliomics.data.kaggle import read_tif, resolve_cohort_dir, slices_by_folder
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
 
@@ -48,12 +48,7 @@ def cohort_patients(data_dir, *, need_masks: bool, patients=None):
     folder), or requested ``patients`` (ids or folder names) not present.
     """
     root = resolve_cohort_dir(data_dir)
-    slices, _, _ = scan_cohort(root)
-    if not slices:
-        raise GliomicsError(f"{root}: no slices found (expected TCGA_*/<folder>_<n>.tif)")
-    by_folder: dict[str, list] = {}
-    for s in slices:
-        by_folder.setdefault(s.folder, []).append(s)
+    by_folder = slices_by_folder(root)
     if patients is not None:
         wanted = {str(p) for p in patients}
         found = {f for f, ss in by_folder.items() if f in wanted or ss[0].patient in wanted}

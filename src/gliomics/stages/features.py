@@ -14,7 +14,7 @@ import numpy as np
 
 from gliomics import io
 from gliomics.config import FeaturesParams
-from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, read_tif, resolve_cohort_dir, scan_cohort
+from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, read_tif, resolve_cohort_dir, slices_by_folder
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.progress import progress
 
@@ -69,12 +69,7 @@ def compute_table(root: Path, params: FeaturesParams, progress_callback=None, *,
 
     workers = workers or os.cpu_count() or 1
 
-    slices, _, folders = scan_cohort(root)
-    if not slices:
-        raise GliomicsError(f"{root}: no slices found (expected TCGA_*/<folder>_<n>.tif)")
-    by_folder: dict[str, list] = {}
-    for s in slices:
-        by_folder.setdefault(s.folder, []).append(s)
+    by_folder = slices_by_folder(root)
     settings = feature_settings(params)
     jobs = [(by_folder[folder], settings) for folder in sorted(by_folder)]
     rows = []
