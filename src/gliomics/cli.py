@@ -119,16 +119,87 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from gliomics.stages import tune
+
+    params = _params(args)
+    common = dict(storage=args.storage, study=args.study, n_trials=args.n_trials, timeout=args.timeout,
+                  store_root=args.store_root, work_dir=args.work_dir)
+    data = args.data or params.data.raw
+    if args.worker:
+        ran = tune.run_worker(params, data, args.manifest, args.splits, phase=args.phase, trials=args.worker_trials,
+                              parent_run_id=args.parent_run_id, log_mlflow=not args.no_mlflow, **common)
+        print(f"tune worker: ran {ran} {args.phase}-fidelity trial(s)", file=sys.stderr)
+        return 0
+    best = tune.run_tune(params, data, args.manifest, args.splits, workers=args.workers,
+                         log_mlflow=not args.no_mlflow, reports_dir=args.reports, model_dir=args.out,
+                         params_file=args.params, **common)
+    chosen = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best["params"].items()))
+    print(f"tune: study {best['study_name']}: {best['n_trials']} low-fidelity trials ({best['n_complete']} complete, "
+          f"{best['n_pruned']} pruned, {best['n_failed']} failed), {best['n_full']} at full fidelity, "
+          f"{best['seconds']:.0f} s")
+    print(f"tune: best validation per-patient 3D Dice {best['val_dice_3d']:.3f} (full-fidelity trial "
+          f"{best['trial_number']}): {chosen}")
+    print(f"tune: model {args.out} and {best['model_uri']}; reports in {args.reports}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
-    from gliomics.stages.evaluate import run_evaluate
     from gliomics.stages.split import patients_of_part
 
     params = _params(args)
     patients = patients_of_part(args.split, args.part) if args.split else None
-    summary = run_evaluate(args.data or params.data.raw, args.model, args.out, patients=patients,
-                           post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile)
+    if args.task == "classifier":
+        return _evaluate_classifier(args, params, patients)
+    from gliomics.stages.evaluate import run_evaluate
+
+    out = args.out or "reports/evaluate"
+    gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
+    summary = run_evaluate(args.data or params.data.raw, args.model, out, patients=patients,
+                           post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
-          f"(median {summary['median_dice_3d']:.3f}) → {args.out}")
+          f"(median {summary['median_dice_3d']:.3f}) → {out}")
+    return 0
+
+
+def cmd_register_classifier(args) -> int:
+    from gliomics.stages.classifier import run_register_classifier
+
+    params = _params(args)
+    s = run_register_classifier(args.model_json, args.evaluation, args.out, data_dir=args.data or params.data.raw,
+                                promote_policy=args.promote or params.register.promote, profile=params.profile,
+                                mirror_dir=args.registry_dir)
+    auc = "n/a" if s["test_roc_auc"] is None else f"{s['test_roc_auc']:.3f}"
+    print(f"register-classifier: {s['model_uri']}: internal test ROC AUC {auc}, accuracy {s['test_accuracy']:.3f}; "
+          + (f"now models:/{s['name']}@champion" if s["promoted"] else f"not promoted: {s['promotion_reason']}"))
+    return 0
+
+
+def _evaluate_classifier(args, params, patients) -> int:
+    from gliomics.stages.evaluate_classifier import run_evaluate_classifier
+
+    out = args.out or "reports/classifier/evaluate"
+    s = run_evaluate_classifier(args.data or params.data.raw, args.model, out, patients=patients,
+                                min_area_px=params.classifier_settings().min_area_px,
+                                log_mlflow=not args.no_mlflow, profile=params.profile)
+    auc = "n/a" if s["roc_auc"] is None else f"{s['roc_auc']:.3f}"
+    print(f"evaluate: {s['n_slices']} slices of {s['n_patients']} patients, accuracy {s['accuracy']:.3f}, "
+          f"ROC AUC {auc}, F1 {s['f1']:.3f} → {out}")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from gliomics.stages.classifier import run_train_classifier
+
+    params = _params(args)
+    s = run_train_classifier(args.data or params.data.raw, args.manifest, args.splits, params.classifier_settings(),
+                             out_dir=args.out, store_dir=args.store, checkpoint_dir=args.checkpoints,
+                             reports_dir=args.reports, resume=args.resume, log_mlflow=not args.no_mlflow,
+                             profile=params.profile)
+    auc = "n/a" if s["best_val_roc_auc"] is None else f"{s['best_val_roc_auc']:.3f}"
+    print(f"train-classifier: {s['epochs_run']} epochs ({params.profile} profile) in {s['seconds']:.0f} s; best "
+          f"validation ROC AUC {auc} (epoch {s['best_epoch']}), accuracy {s['val_accuracy']:.3f}; "
+          f"model: {args.out} and {s['model_uri']}")
     return 0
 
 
@@ -136,9 +207,78 @@ def cmd_segment(args) -> int:
     from gliomics.stages.segment import run_segment
 
     params = _params(args)
+    gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
     summary = run_segment(args.input, args.model, args.out, post=params.post.as_post(),
-                          log_mlflow=not args.no_mlflow, profile=params.profile)
-    print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients → {args.out}")
+                          log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
+    print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients with {args.model} → {args.out}")
+    return 0
+
+
+def cmd_register(args) -> int:
+    from dataclasses import replace
+
+    from gliomics.stages.register import run_register
+
+    params = _params(args)
+    register = replace(params.register, promote=args.promote) if args.promote else params.register
+    s = run_register(args.best, args.data or params.data.raw, args.splits, args.out, params=register,
+                     post=params.post.as_post(), profile=params.profile, mirror_dir=args.registry_dir)
+    print(f"register: {s['model_uri']} (study {s['study_name']}, trial {s['trial_number']}): validation 3D Dice "
+          f"{s['val_dice_3d']:.3f}, internal test {s['test_mean_dice_3d']:.3f} on {s['n_test_patients']} patients")
+    if s["promoted"]:
+        print(f"register: now models:/{s['name']}@champion ({s['promotion_reason']})")
+    else:
+        print(f"register: not promoted: {s['promotion_reason']}")
+    print(f"register: model card {Path(args.out) / 'model_card.md'}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from gliomics.registry.promote import promote
+
+    result = promote(args.name, args.version, alias=args.alias, metric=args.metric, force=args.force,
+                     mirror_dir=args.registry_dir)
+    previous = f" (was version {result['previous_version']})" if result["previous_version"] else ""
+    print(f"promote: models:/{result['name']}@{result['alias']} is version {result['version']}{previous}: "
+          f"{result['reason']}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from gliomics.registry.listing import format_table, list_versions, registered_names
+
+    names = [args.name] if args.name else registered_names()
+    rows = [row for name in names for row in list_versions(name)]
+    if not rows:
+        what = f"no versions of {args.name}" if args.name else "no registered models"
+        print(f"models: {what} yet; `gliomics register` adds one")
+        return 0
+    print(format_table(rows))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from gliomics.stages.report import run_report
+
+    params = _params(args)
+    summary = run_report(args.reports, args.out, params, data_dir=args.data, overlays=not args.no_overlays,
+                         log_mlflow=not args.no_mlflow, profile=params.profile)
+    missing = [name for name, ok in summary["sections"].items() if not ok]
+    print(f"report: {len(summary['sections'])} sections, {summary['n_images']} images embedded "
+          f"({summary['bytes'] / 1e6:.1f} MB) in {summary['seconds']:.0f} s → {args.out}"
+          + (f"; not available yet: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from gliomics.stages.analyze import run_analyze
+
+    params = _params(args)
+    summary = run_analyze(args.input, args.out, params, model_uri=args.model, gate_uri=args.gate,
+                          reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical)
+    print(f"analyze: {summary['folder']}: {summary['n_slices']} slices, tumour on {summary['n_tumour_slices']} "
+          f"({summary['tumour_voxels']} voxels) in {summary['seconds']:.1f} s → {args.out}/report.html, "
+          "features.csv, masks/")
     return 0
 
 
@@ -156,7 +296,10 @@ def cmd_ui(args) -> int:
 
     uri = tracking_uri()
     url = f"http://{args.host}:{args.port}"
-    print(f"ui: MLflow UI for {uri} at {url} (bound to {args.host}; Ctrl-C stops it)", flush=True)
+    local = args.host in ("127.0.0.1", "localhost", "::1")
+    reach = ("this machine only; --host 0.0.0.0 to share it" if local
+             else "reachable from other machines: anyone who can reach this port sees every run")
+    print(f"ui: MLflow UI for {uri} at {url} (bound to {args.host}: {reach}; Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                "--port", str(args.port), "--workers", str(args.workers)]
     if uri == default_tracking_uri():
@@ -167,6 +310,8 @@ def cmd_ui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gliomics.registry import CHAMPION, MIRROR_DIR, SEGMENTER, champion_uri
+
     parser = argparse.ArgumentParser(
         prog="gliomics",
         description="Lower-grade glioma radiogenomics: validated data, patient-level splits, "
@@ -246,13 +391,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="per-patient 3D Dice of a segmenter on a cohort",
+    p = sub.add_parser("tune", help="Optuna search of the segmenter (settings: tune.<profile> in params)",
+                       description="Multi-fidelity Optuna search (seeded TPE, pruning on the per-epoch validation "
+                       "per-patient 3D Dice), the best configurations retrained at full fidelity; every trial a "
+                       "nested MLflow run. Re-running continues the same study.")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    p.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite:///<project>/optuna/optuna.db)")
+    p.add_argument("--study", help="study name (default: tune.study_name plus a hash of data and settings)")
+    p.add_argument("--n-trials", type=int, help="override tune.n_trials (finished low-fidelity trials)")
+    p.add_argument("--timeout", type=float, help="override tune.timeout (seconds of trials; 0: none)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default: 1)")
+    p.add_argument("--reports", default="reports/tune", help="default: %(default)s")
+    p.add_argument("--out", default="models/tuned", help="the best model's local MLflow folder (default: %(default)s)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log runs to MLflow")
+    # Set by the coordinator for its worker processes (or by hand to join a search from another machine).
+    p.add_argument("--worker", action="store_true", help="run trials of an existing search only (no reports)")
+    p.add_argument("--phase", default="low", help=argparse.SUPPRESS)
+    p.add_argument("--worker-trials", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)
+    p.add_argument("--store-root", default="data/arrays_tune", help=argparse.SUPPRESS)
+    p.add_argument("--work-dir", default="checkpoints/tune", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("evaluate", help="per-patient 3D Dice of a segmenter (or slice scores of a classifier)",
                        description="Segment a cohort in the Kaggle layout (masks required) with a model and "
-                       "score it: OUT/per_patient.csv and OUT/summary.json.")
+                       "score it: OUT/per_patient.csv and OUT/summary.json. With --task classifier: classify "
+                       "every slice: OUT/per_slice.csv, OUT/summary.json, confusion matrix and ROC plots.")
+    p.add_argument("--task", choices=["segmenter", "classifier"], default="segmenter",
+                   help="what the model is (default: %(default)s)")
     p.add_argument("--data", help="cohort folder (default: data.raw from params)")
     p.add_argument("--model", required=True,
                    help="MLflow model URI (runs:/…, models:/name/N, models:/name@alias) or a local model folder")
-    p.add_argument("--out", default="reports/evaluate", help="default: %(default)s")
+    p.add_argument("--out", help="default: reports/evaluate (segmenter), reports/classifier/evaluate (classifier)")
+    p.add_argument("--gate", help="segmenter only: slice classifier URI; slices it calls tumour-free are not "
+                   "segmented (empty masks; threshold segment.gate_threshold)")
     p.add_argument("--split", help="splits.csv: evaluate only the patients of --part")
     p.add_argument("--part", default="test", help="part of --split to evaluate (default: %(default)s)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
@@ -262,10 +436,98 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a copy of a Kaggle-layout folder with predicted <folder>_<n>_mask.tif "
                        "(0/255), ready for `gliomics features --masks predicted`.")
     p.add_argument("--input", required=True, help="cohort folder in the Kaggle layout (masks not needed)")
-    p.add_argument("--model", required=True, help="MLflow model URI or a local model folder")
+    p.add_argument("--model", default=champion_uri(SEGMENTER),
+                   help="MLflow model URI or a local model folder (default: %(default)s, set by `gliomics promote`)")
     p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free are not segmented "
+                   "(empty masks; threshold segment.gate_threshold). Off by default")
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("train-classifier", help="train the tumour / no-tumour slice classifier "
+                       "(settings: classifier.<profile>)",
+                       description="Train a ResNet slice classifier on the split's training folds, select on the "
+                       "validation ROC AUC of classifier.val_fold (never the test patients), checkpoint every "
+                       "epoch, log everything to MLflow (experiment train_classifier).")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    p.add_argument("--out", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--store", default="data/arrays", help="array store cache (default: %(default)s)")
+    p.add_argument("--reports", default="reports/classifier/train", help="default: %(default)s")
+    p.add_argument("--checkpoints", default="checkpoints/classifier", help="default: %(default)s")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("register-classifier", help="register the trained slice classifier with its test scores",
+                       description="Register the model of train-classifier (MODEL_JSON) as a new version of "
+                       "gliomics-slice-classifier with the scores of `evaluate --task classifier` on the test "
+                       "patients, write a model card, and promote it to @champion per register.promote.")
+    p.add_argument("--model-json", default="reports/classifier/train/model.json", help="default: %(default)s")
+    p.add_argument("--evaluation", default="reports/classifier/evaluate/summary.json", help="default: %(default)s")
+    p.add_argument("--data", help="cohort folder, for the data hash (default: data.raw from params)")
+    p.add_argument("--out", default="reports/classifier/register", help="default: %(default)s")
+    p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
+    p.add_argument("--registry-dir", default="reports/registry", help="champion mirror files (default: %(default)s)")
+    p.set_defaults(func=cmd_register_classifier)
+
+    p = sub.add_parser("register", help="score the tuned segmenter on the test patients and register it",
+                       description="Evaluate best.json's model on the split's test patients, register it as a new "
+                       f"version of {SEGMENTER} with provenance tags and a model card, then apply "
+                       "register.promote (never, if_better, always).")
+    p.add_argument("--best", default="reports/tune/best.json", help="written by `gliomics tune` (default: %(default)s)")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    p.add_argument("--out", default="reports/register", help="default: %(default)s")
+    p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
+    p.add_argument("--registry-dir", default=MIRROR_DIR, help="champion mirror files (default: %(default)s)")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("promote", help="give a registered version the alias the pipeline uses (champion)",
+                       description="Set an MLflow alias on a model version. Refuses to replace a holder with a "
+                       "better test score on the same data (DVC data hash) unless --force.")
+    p.add_argument("--version", required=True, type=int, help="version number (see `gliomics models`)")
+    p.add_argument("--alias", default=CHAMPION, help="default: %(default)s")
+    p.add_argument("--name", default=SEGMENTER, help="registered model (default: %(default)s)")
+    p.add_argument("--metric", help="test metric tag to compare (default: test_mean_dice_3d for the segmenter, "
+                   "test_roc_auc for the slice classifier)")
+    p.add_argument("--force", action="store_true", help="promote even if the current holder scores better")
+    p.add_argument("--registry-dir", default=MIRROR_DIR, help="champion mirror files (default: %(default)s)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("models", help="list registered versions, their aliases and metrics",
+                       description="A table of the registered model versions: aliases, validation and test "
+                       "scores, data hash, creation time, run.")
+    p.add_argument("--name", help="only this registered model (default: all)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("report", help="the study report: one self-contained HTML file",
+                       description="Build reports/index.html from what the stages wrote (cohort, segmentation, "
+                       "classifier, radiogenomics, truth vs predicted masks, methods); figures embedded, "
+                       "sections not yet available say which command fills them.")
+    p.add_argument("--out", default="reports/index.html", help="default: %(default)s")
+    p.add_argument("--reports", default="reports", help="folder of the stage reports (default: %(default)s)")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--no-overlays", action="store_true",
+                   help="skip the worst test patients' overlay strips (no model is loaded)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("analyze", help="one new patient: segment, features, report",
+                       description="Segment one patient's folder of <folder>_<n>.tif slices with the champion, "
+                       "extract the features and write OUT/report.html, OUT/features.csv and OUT/masks/.")
+    p.add_argument("--input", required=True, help="one patient's folder of <folder>_<n>.tif slices")
+    p.add_argument("--out", required=True, help="folder to write (replaced only when everything succeeded)")
+    p.add_argument("--model", default="models:/gliomics-segmenter@champion",
+                   help="segmenter: MLflow model URI or local model folder (default: %(default)s)")
+    p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free get empty masks")
+    p.add_argument("--reference", default="reports/features/features_truth.csv",
+                   help="reference cohort's features table (default: %(default)s)")
+    p.add_argument("--associations", default="reports/associations/truth",
+                   help="the cohort's association results (default: %(default)s)")
+    p.add_argument("--clinical", help="the reference cohort's data.csv (default: data.raw/data.csv from params)")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("summary", help="print what the pipeline produced and how to look at it",
                        description="Summarise the reports of the stages that have run.")

@@ -122,6 +122,32 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ClassifierParams(TrainParams):
+    """Slice classifier training settings of one profile (``classifier.<profile>`` in params.yaml).
+
+    The same loop and keys as :class:`TrainParams` (gliomics.training.fit.fit_classifier),
+    plus the label definition; the best epoch is the best validation ROC AUC.
+    """
+
+    #: Model config for gliomics.models.build_from_config (arch resnet_classifier: depth 18/34/50,
+    #: activation, stem_pooling, head_pooling, base_filters).
+    model: dict = field(default_factory=lambda: {"arch": "resnet_classifier", "depth": 50, "base_filters": 4,
+                                                 "stage_blocks": [1, 1, 1, 1]})
+    #: Binary cross-entropy on the sigmoid probability.
+    loss: str = "bce"
+    #: A slice is "tumour" when its mask (at image_size) has at least this many tumour pixels.
+    min_area_px: int = 1
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """``gliomics segment`` options."""
+
+    #: With --gate URI: slices whose classifier probability is below this are skipped (empty mask).
+    gate_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
 class PostParams:
     """Post-processing of predicted masks (evaluate and segment)."""
 
@@ -138,6 +164,102 @@ class PostParams:
 
 
 @dataclass(frozen=True)
+class TuneSpaceParams:
+    """The search space of ``gliomics tune`` (``tune.<profile>.space``).
+
+    Categorical keys take a list of choices; ``learning_rate`` is ``[low, high]``
+    (log-uniform) and ``augment_strength`` ``[low, high]`` (uniform; it scales the
+    probabilities and limits of ``train.<profile>.augment``: 0 = none, 1 = as set).
+    A one-element list fixes the value (not searched). ``backbone`` applies only
+    to the segmentation-models archs, ``pooling`` only where the model has a
+    pooling layer (plain_unet; resnet/resnext backbones).
+    """
+
+    arch: list = field(default_factory=lambda: ["plain_unet"])
+    backbone: list = field(default_factory=lambda: ["resnet18"])
+    activation: list = field(default_factory=lambda: ["relu"])
+    pooling: list = field(default_factory=lambda: ["max"])
+    loss: list = field(default_factory=lambda: ["bce_dice"])
+    learning_rate: list = field(default_factory=lambda: [1e-4, 1e-2])
+    batch_size: list = field(default_factory=lambda: [8])
+    augment_strength: list = field(default_factory=lambda: [1.0])
+
+
+@dataclass(frozen=True)
+class LowFidelityParams:
+    """The cheap settings of the search trials (``tune.<profile>.low_fidelity``)."""
+
+    image_size: int = 64
+    #: Share of the training patients (a subset drawn with ``sampler_seed``) the trials train on.
+    train_patient_fraction: float = 0.5
+    epochs: int = 3
+    steps_per_epoch: int = 10
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """Hyper-parameter search settings of one profile (``tune.<profile>`` in params.yaml)."""
+
+    #: Study name; the stored study is ``<study_name>-<hash of data, split and settings>``.
+    study_name: str = "segmenter"
+    #: Low-fidelity trials to finish (COMPLETE + PRUNED, over all runs of the study).
+    n_trials: int = 20
+    #: Stop starting new trials once this many seconds of trial time are spent (0: no limit).
+    timeout: float = 0.0
+    #: Seed of the TPE sampler and of the low-fidelity patient subset.
+    sampler_seed: int = 0
+    #: Random trials before TPE takes over.
+    startup_trials: int = 10
+    #: Pruner: {name: hyperband | successive_halving | median | none, ...its arguments}.
+    pruner: dict = field(default_factory=lambda: {"name": "hyperband"})
+    #: Best distinct low-fidelity configurations retrained at full fidelity (the profile's train settings).
+    promote_top_k: int = 2
+    space: TuneSpaceParams = field(default_factory=TuneSpaceParams)
+    #: Fixed builder arguments per arch, e.g. {plain_unet: {base_filters: 8}, Unet: {decoder_filters: [...]}}.
+    model_options: dict = field(default_factory=dict)
+    low_fidelity: LowFidelityParams = field(default_factory=LowFidelityParams)
+
+
+def _build_tune(values: dict, where: str) -> TuneParams:
+    """:class:`TuneParams` with its nested ``space`` and ``low_fidelity`` sections checked too."""
+    values = dict(values)
+    nested = {}
+    for key, cls in (("space", TuneSpaceParams), ("low_fidelity", LowFidelityParams)):
+        section = values.pop(key, None) or {}
+        if not isinstance(section, dict):
+            raise GliomicsError(f"{where}.{key}: expected a mapping, got {section!r}")
+        nested[key] = _build(cls, section, f"{where}.{key}")
+    return dataclasses.replace(_build(TuneParams, values, where), **nested)
+
+
+def _tune_profiles(section, source: str) -> dict:
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise GliomicsError(f"{source}: section 'tune' must map profiles ({', '.join(PROFILES)}) to settings")
+    unknown = sorted(set(section) - set(PROFILES))
+    if unknown:
+        raise GliomicsError(f"{source}: tune: unknown profile(s) {', '.join(unknown)}")
+    return {profile: _build_tune(values, f"{source}: tune.{profile}") for profile, values in section.items()}
+
+
+#: What ``gliomics register`` does with the version it registers (register.promote).
+PROMOTE_POLICIES = ("never", "if_better", "always")
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    """Registering the tuned segmenter (``gliomics register``)."""
+
+    #: never: only register; if_better: also make it champion unless the champion has a
+    #: better internal-test Dice on the same data (the rule of `gliomics promote`); always: make it champion.
+    promote: str = "if_better"
+
+    def __post_init__(self):
+        if self.promote not in PROMOTE_POLICIES:
+            raise GliomicsError(f"register.promote must be one of {', '.join(PROMOTE_POLICIES)}, "
+                                f"got {self.promote!r}")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "demo"
     data: DataParams = field(default_factory=DataParams)
@@ -146,8 +268,14 @@ class Params:
     features: FeaturesParams = field(default_factory=FeaturesParams)
     associate: AssociateParams = field(default_factory=AssociateParams)
     post: PostParams = field(default_factory=PostParams)
+    register: RegisterParams = field(default_factory=RegisterParams)
     #: Training settings per profile; :meth:`train_settings` picks the active one.
     train: dict = field(default_factory=lambda: {"demo": TrainParams()})
+    #: Slice classifier settings per profile; :meth:`classifier_settings` picks the active one.
+    classifier: dict = field(default_factory=lambda: {"demo": ClassifierParams()})
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    #: Hyper-parameter search settings per profile; :meth:`tune_settings` picks the active one.
+    tune: dict = field(default_factory=lambda: {"demo": TuneParams()})
     #: Sections that no typed dataclass covers yet (added by later stages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -157,6 +285,18 @@ class Params:
             raise GliomicsError(f"params: no train.{self.profile} settings for profile {self.profile!r}")
         return self.train[self.profile]
 
+    def classifier_settings(self) -> ClassifierParams:
+        """The slice classifier settings of the active profile."""
+        if self.profile not in self.classifier:
+            raise GliomicsError(f"params: no classifier.{self.profile} settings for profile {self.profile!r}")
+        return self.classifier[self.profile]
+
+    def tune_settings(self) -> TuneParams:
+        """The hyper-parameter search settings of the active profile."""
+        if self.profile not in self.tune:
+            raise GliomicsError(f"params: no tune.{self.profile} settings for profile {self.profile!r}")
+        return self.tune[self.profile]
+
 
 _SECTIONS = {
     "data": DataParams,
@@ -165,6 +305,8 @@ _SECTIONS = {
     "features": FeaturesParams,
     "associate": AssociateParams,
     "post": PostParams,
+    "segment": SegmentParams,
+    "register": RegisterParams,
 }
 
 
@@ -203,7 +345,20 @@ def params_from_dict(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
     if unknown_profiles:
         raise GliomicsError(f"{source}: train: unknown profile(s) {', '.join(unknown_profiles)}")
     typed_train = {name: _build(TrainParams, values, f"{source}: train.{name}") for name, values in train.items()}
-    return Params(profile=profile, extra=raw, train=typed_train or {"demo": TrainParams()}, **sections)
+    sections["tune"] = _tune_profiles(raw.pop("tune", None) or {}, source) or {"demo": TuneParams()}
+    typed_classifier = _profiles(raw.pop("classifier", None) or {}, ClassifierParams, "classifier", source)
+    return Params(profile=profile, extra=raw, train=typed_train or {"demo": TrainParams()},
+                  classifier=typed_classifier or {"demo": ClassifierParams()}, **sections)
+
+
+def _profiles(section, cls, name: str, source: str) -> dict:
+    """A ``{profile: settings}`` section (like ``train``) typed as ``cls`` per profile."""
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise GliomicsError(f"{source}: section '{name}' must map profiles ({', '.join(PROFILES)}) to settings")
+    unknown = sorted(set(section) - set(PROFILES))
+    if unknown:
+        raise GliomicsError(f"{source}: {name}: unknown profile(s) {', '.join(unknown)}")
+    return {profile: _build(cls, values, f"{source}: {name}.{profile}") for profile, values in section.items()}
 
 
 def _build(cls, values: dict[str, Any], where: str):

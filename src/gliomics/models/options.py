@@ -14,8 +14,10 @@ from gliomics.errors import GliomicsError
 SM_ARCHITECTURES = ("Unet", "FPN", "Linknet")
 #: The hand-written Buda-style U-Net (see :mod:`.plain_unet`).
 PLAIN_UNET = "plain_unet"
-#: Every ``arch`` that :func:`gliomics.models.build_from_config` accepts.
+#: Every segmenter ``arch`` that :func:`gliomics.models.build_from_config` accepts.
 ARCHITECTURES = SM_ARCHITECTURES + (PLAIN_UNET,)
+#: The slice classifier (:mod:`gliomics.models.classifier`), also built by ``build_from_config``.
+CLASSIFIER_ARCH = "resnet_classifier"
 
 #: Backbone name -> family. The family decides the swap rules (see the
 #: package docstring); every family here has been checked layer by layer.
@@ -53,9 +55,9 @@ def check_choice(what: str, value: object, allowed: Iterable[str]) -> str:
 
 def canonical_arch(name: object) -> str:
     """``"unet"``/``"UNET"`` -> ``"Unet"``: architecture names are case-insensitive."""
-    by_lower = {a.lower(): a for a in ARCHITECTURES}
+    by_lower = {a.lower(): a for a in ARCHITECTURES + (CLASSIFIER_ARCH,)}
     if not isinstance(name, str) or name.lower() not in by_lower:
-        raise ModelConfigError(f"unknown arch {name!r}; allowed: {', '.join(ARCHITECTURES)}")
+        raise ModelConfigError(f"unknown arch {name!r}; allowed: {', '.join(ARCHITECTURES + (CLASSIFIER_ARCH,))}")
     return by_lower[name.lower()]
 
 

@@ -72,7 +72,8 @@ def load_segmenter(uri: str):
         model = mlflow.tensorflow.load_model(uri, keras_model_kwargs={"compile": False,
                                                                       "custom_objects": custom_objects()})
     except Exception as exc:  # MLflow raises many types for an unresolvable URI
-        raise GliomicsError(f"{uri}: cannot load model ({str(exc).splitlines()[0][:200]}){_registry_hint()}") from None
+        raise GliomicsError(f"{uri}: cannot load model ({str(exc).splitlines()[0][:200]}){_registry_hint()}"
+                            f"{_promote_hint(uri)}") from None
     metadata = (info.metadata or {}).get(METADATA_KEY, {})
     return model, Preprocessing.from_dict(metadata.get("preprocessing", {})), metadata
 
@@ -91,3 +92,25 @@ def _registry_hint() -> str:
         aliases = ", ".join(f"@{a}" for a in (model.aliases or {})) or "no aliases"
         described.append(f"{model.name} ({aliases})")
     return "; registered: " + "; ".join(described)
+
+
+def _promote_hint(uri: str) -> str:
+    """For ``models:/<name>@<alias>`` that no version holds: how to give the alias to a version."""
+    if not uri.startswith("models:/") or "@" not in uri:
+        return ""
+    name, alias = uri.removeprefix("models:/").split("@", 1)
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        numbers = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        if numbers and alias in (client.get_registered_model(name).aliases or {}):
+            return ""  # the alias exists: the failure was something else
+    except Exception:
+        return ""
+    option = "" if alias == "champion" else f" --alias {alias}"
+    if numbers:
+        return (f"; no version of {name} has alias @{alias}: promote one with `gliomics promote --version N"
+                f"{option}` (versions: {', '.join(map(str, numbers))}; `gliomics models` lists them)")
+    return (f"; {name} has no versions yet: run `gliomics tune` then `gliomics register` (`dvc repro register` "
+            f"does both), or `gliomics promote --version N{option}` once a version exists")

@@ -6,7 +6,8 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 
-from .options import PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
+from .classifier import build_slice_classifier
+from .options import CLASSIFIER_ARCH, PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
 from .plain_unet import build_plain_unet
 from .segmenter import build_segmenter
 
@@ -14,6 +15,7 @@ from .segmenter import build_segmenter
 MODEL_BUILDERS: dict[str, Callable] = {
     **{arch: functools.partial(build_segmenter, arch) for arch in SM_ARCHITECTURES},
     PLAIN_UNET: build_plain_unet,
+    CLASSIFIER_ARCH: build_slice_classifier,
 }
 
 

@@ -96,8 +96,12 @@ def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
 
 def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
                  post: dict | None = None, log_mlflow: bool = True, profile: str | None = None,
-                 batch_size: int = 8) -> dict:
-    """Score ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files; return the summary."""
+                 batch_size: int = 8, gate: str | None = None, gate_threshold: float | None = None) -> dict:
+    """Score ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files; return the summary.
+
+    ``gate``: a slice classifier URI; slices it calls tumour-free are not segmented (empty masks;
+    :mod:`gliomics.models.gate`).
+    """
     from gliomics.models import inference
     from gliomics.models.packaging import load_segmenter
     from gliomics.training.metrics import per_patient_scores, summarise
@@ -108,6 +112,9 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     model, preprocessing, _ = load_segmenter(model_uri)
     inference.check_model_size(model, preprocessing)
     settings = inference.post_settings(post, preprocessing)
+    from gliomics.models.gate import load_gate, patient_probabilities
+
+    slice_gate = load_gate(gate, gate_threshold) if gate else None
 
     truths, preds = {}, {}
     with progress("evaluating patients", len(by_folder)) as update:
@@ -117,7 +124,7 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
             images = read_images(folder_slices, root)
             shape = inference.check_image_shapes(images, str(root / folder))
             truths[key] = read_masks(folder_slices, shape, root)
-            prob = inference.predict_patient(model, preprocessing, images, batch_size=batch_size)
+            prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
             preds[key] = inference.segment_volume(prob, preprocessing, settings)
             update(i, len(by_folder))
 
@@ -129,6 +136,7 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
         model_uri=str(model_uri),
         data_dir=str(root),
         post=settings,
+        **(slice_gate.describe() if slice_gate else {}),
         worst_patients=[{"patient": p, "dice_3d": float(d)}
                         for p, d in worst[["patient", "dice_3d"]].itertuples(index=False)],
         seconds=round(time.perf_counter() - started, 2),

@@ -17,6 +17,10 @@ every patient succeeded. Post-processing as in :mod:`gliomics.models.inference`.
 The summary (patients, slices, predicted tumour voxels per folder, empty
 predictions) is returned and logged to MLflow (experiment ``segment``); the
 copy itself holds only the layout, so it stays a valid cohort.
+
+The model defaults to :data:`DEFAULT_MODEL`, the registered segmenter with
+alias ``champion`` (``gliomics promote`` sets it); when no version holds the
+alias, the error says how to promote one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from gliomics.errors import GliomicsError
 from gliomics.progress import progress
 from gliomics.stages.evaluate import cohort_patients, read_images
 
+#: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
+#: (mirrored in reports/registry/gliomics-segmenter.json, the stage's dependency).
+DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
+
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
     import tifffile
@@ -41,9 +49,14 @@ def write_mask(path: Path, mask: np.ndarray) -> None:
                      metadata=None, software=False)
 
 
-def run_segment(input_dir: str | Path, model_uri: str, out_dir: str | Path, *, post: dict | None = None,
-                log_mlflow: bool = True, profile: str | None = None, batch_size: int = 8) -> dict:
-    """Predict a mask for every slice under ``input_dir``; write the copy at ``out_dir``; return a summary."""
+def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: str | Path = "data/predicted", *,
+                post: dict | None = None, log_mlflow: bool = True, profile: str | None = None,
+                batch_size: int = 8, gate: str | None = None, gate_threshold: float | None = None) -> dict:
+    """Predict a mask for every slice under ``input_dir``; write the copy at ``out_dir``; return a summary.
+
+    ``gate``: a slice classifier URI; slices it calls tumour-free are not segmented (empty masks;
+    :mod:`gliomics.models.gate`).
+    """
     from gliomics.models import inference
     from gliomics.models.packaging import load_segmenter
 
@@ -55,6 +68,9 @@ def run_segment(input_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     model, preprocessing, _ = load_segmenter(model_uri)
     inference.check_model_size(model, preprocessing)
     settings = inference.post_settings(post, preprocessing)
+    from gliomics.models.gate import load_gate, patient_probabilities
+
+    slice_gate = load_gate(gate, gate_threshold) if gate else None
 
     tumour_voxels: dict[str, int] = {}
     n_slices = 0
@@ -65,7 +81,7 @@ def run_segment(input_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
         for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
             images = read_images(folder_slices, root)
             inference.check_image_shapes(images, str(root / folder))
-            prob = inference.predict_patient(model, preprocessing, images, batch_size=batch_size)
+            prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
             masks = inference.segment_volume(prob, preprocessing, settings)
             target = tmp / folder
             target.mkdir()
@@ -85,6 +101,7 @@ def run_segment(input_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
         "data_dir": str(root),
         "out_dir": str(out_dir),
         "post": settings,
+        **(slice_gate.describe() if slice_gate else {}),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if log_mlflow:

@@ -1,8 +1,10 @@
-"""The Keras callback that runs the end-of-epoch work of :func:`gliomics.training.fit.fit_segmenter`.
+"""The Keras callback that runs the end-of-epoch work of :func:`gliomics.training.fit.fit_model`.
 
-At the end of every epoch, in this order: validation per-patient 3D Dice
-(:func:`gliomics.training.fit.validate_patients`), the history row, best
-weights (kept when ``val_dice_3d`` strictly improves), the checkpoint
+At the end of every epoch, in this order: the task's validation (per-patient
+3D Dice for a segmenter, :func:`gliomics.training.fit.validate_patients`; ROC
+AUC and accuracy for a classifier; :mod:`gliomics.training.tasks`), the
+history row, best weights (kept when the task's ``monitor`` column, e.g.
+``val_dice_3d``, strictly improves), the checkpoint
 (:mod:`gliomics.training.checkpoint`), early stopping, then the user's
 ``on_epoch_end(epoch, row)``. The user hook therefore runs after the epoch is
 safely on disk: an exception there (a simulated kill) loses nothing.
@@ -21,14 +23,10 @@ import tensorflow as tf
 
 from gliomics.training.checkpoint import save_checkpoint
 
-#: Keras metric name -> history column.
-METRIC_COLUMNS = {
-    "loss": "loss",
-    "dice_coefficient": "slice_dice",
-    "iou_score": "slice_iou",
-    "soft_dice_coefficient": "soft_slice_dice",
-    "soft_iou_score": "soft_slice_iou",
-}
+from gliomics.training.tasks import SEGMENTATION_COLUMNS
+
+#: Keras metric name -> history column (segmentation; each task has its own ``metric_columns``).
+METRIC_COLUMNS = SEGMENTATION_COLUMNS
 
 
 def current_learning_rate(optimizer) -> float:
@@ -61,17 +59,16 @@ class EpochEnd(tf.keras.callbacks.Callback):
         val = loop.validate(self.model)
         val_seconds = time.perf_counter() - started
         row = {"epoch": number}
-        for key, column in METRIC_COLUMNS.items():
+        for key, column in loop.task.metric_columns.items():
             row[column] = float((logs or {}).get(key, math.nan))
+        row.update(val)
         row.update({
-            "val_dice_3d": val["val_dice_3d"],
-            "val_slice_dice": val["val_slice_dice"],
             "lr": current_learning_rate(self.model.optimizer),
             "seconds": train_seconds,
             "val_seconds": val_seconds,
         })
         loop.history.append(row)
-        score = row["val_dice_3d"]
+        score = row[loop.monitor]
         if loop.best_epoch == 0 or (not math.isnan(score) and (math.isnan(loop.best_score) or score > loop.best_score)):
             loop.best_score, loop.best_epoch = score, number
             loop.best_weights = self.model.get_weights()

@@ -1,4 +1,12 @@
-"""Train one segmenter: seeded, checkpointed every epoch, resumable bit for bit.
+"""Train one segmenter (or slice classifier): seeded, checkpointed every epoch, resumable bit for bit.
+
+:func:`fit_model` is the loop; what depends on the task (targets, loss,
+metrics, end-of-epoch validation and the score that selects the best epoch)
+comes from a task object (:mod:`gliomics.training.tasks`).
+:func:`fit_segmenter` trains a segmenter (described below);
+:func:`fit_classifier` a slice classifier (targets: tumour / no tumour from
+each batch's masks; validation ROC AUC ``val_roc_auc`` selects), with the same
+batches, checkpoints, resume and early stopping.
 
 :func:`fit_segmenter` builds the model of ``params.model`` (input size from the
 array store), compiles it with Adam (constant rate, or cosine decay to 0 over
@@ -76,6 +84,8 @@ class FitResult:
     precision: str  # "bf16" or "fp32", as resolved
     resumed_from: int  # completed epochs found in the checkpoint (0: a fresh run)
     model_config: dict = field(default_factory=dict)  # what build_from_config got
+    monitor: str = "val_dice_3d"  # the validation column that selected best_epoch
+    best_score: float = math.nan  # its best value (= best_val_dice_3d for a segmenter)
 
 
 # ------------------------------------------------------------------ settings
@@ -130,7 +140,7 @@ def learning_rate(params: TrainParams):
     return float(params.learning_rate)
 
 
-def run_fingerprint(store, train_patients, val_patients, params: TrainParams) -> str:
+def run_fingerprint(store, train_patients, val_patients, params: TrainParams, task=None) -> str:
     """Hash of everything a resumed run must share with the checkpoint."""
     payload = {
         "params": dataclasses.asdict(params),
@@ -138,14 +148,16 @@ def run_fingerprint(store, train_patients, val_patients, params: TrainParams) ->
         "val": list(val_patients),
         "store": store.fingerprint,
     }
+    if task is not None and task.name != "segmenter":  # segmenter checkpoints keep their fingerprint
+        payload["task"] = task.name
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check(params: TrainParams, train_patients, val_patients) -> None:
+def _check(params: TrainParams, train_patients, val_patients, section: str = "train") -> None:
     for name in ("batch_size", "epochs", "steps_per_epoch", "early_stopping_patience"):
         value = getattr(params, name)
         if value < 1:
-            raise GliomicsError(f"train.{name} must be >= 1, got {value}")
+            raise GliomicsError(f"{section}.{name} must be >= 1, got {value}")
     if not train_patients:
         raise GliomicsError("no training patients")
     if not val_patients:
@@ -209,24 +221,39 @@ class _Loop:
     checkpoint_dir: Path
     fingerprint: str
     on_epoch_end: Callable | None
+    task: object = None  # a gliomics.training.tasks task; None: segmentation
     history: list = field(default_factory=list)
     best_score: float = math.nan
     best_epoch: int = 0
     best_weights: list | None = None
     stopped_early: bool = False
 
+    def __post_init__(self):
+        if self.task is None:
+            from gliomics.training.tasks import SEGMENTATION
+
+            self.task = SEGMENTATION
+
+    @property
+    def monitor(self) -> str:
+        return self.task.monitor
+
     def validate(self, model) -> dict:
-        return validate_patients(model, self.store, self.val_patients, self.batch_size)
+        return self.task.validate(model, self.store, self.val_patients, self.batch_size)
 
     def state(self, epoch: int) -> dict:
-        return {
+        state = {
             "epoch": epoch,
             "best_epoch": self.best_epoch,
-            "best_val_dice_3d": self.best_score,
+            "monitor": self.monitor,
+            "best_score": self.best_score,
             "stopped_early": self.stopped_early,
             "history": self.history,
             "fingerprint": self.fingerprint,
         }
+        if self.monitor == "val_dice_3d":  # the key segmenter checkpoints have always had
+            state["best_val_dice_3d"] = self.best_score
+        return state
 
 
 def set_op_determinism(enabled: bool) -> None:
@@ -272,6 +299,27 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
     (``epoch`` 1-based, ``row`` the history row); an exception it raises
     stops training and propagates (the checkpoint is already written).
     """
+    from gliomics.training.tasks import SEGMENTATION
+
+    return fit_model(SEGMENTATION, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
+                     resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
+
+
+def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_dir, resume: bool = False,
+                   on_epoch_end: Callable[[int, dict], None] | None = None, verbose: int = 0) -> FitResult:
+    """Train a slice classifier (``params``: a :class:`gliomics.config.ClassifierParams`) as
+    :func:`fit_segmenter` trains a segmenter; the best epoch is the best ``val_roc_auc``."""
+    from gliomics.training.tasks import ClassificationTask
+
+    task = ClassificationTask(min_area_px=int(params.min_area_px))
+    return fit_model(task, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
+                     resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
+
+
+def fit_model(task, store, train_patients, val_patients, params: TrainParams, *, checkpoint_dir,
+              resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
+              verbose: int = 0) -> FitResult:
+    """The training loop for ``task`` (:mod:`gliomics.training.tasks`); see :func:`fit_segmenter`."""
     import gliomics  # noqa: F401  (tf-keras 2 before TensorFlow)
     import pandas as pd
     import tensorflow as tf
@@ -280,16 +328,14 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
     from gliomics.data.pipeline import Augment, train_dataset
     from gliomics.training.callbacks import EpochEnd
     from gliomics.training.checkpoint import LAST, read_state, restore_checkpoint
-    from gliomics.training.losses import get_loss
-    from gliomics.training.metrics import keras_metrics
 
     store = store if isinstance(store, ArrayStore) else open_array_store(store)
     train_patients, val_patients = list(train_patients), list(val_patients)
-    _check(params, train_patients, val_patients)
+    _check(params, train_patients, val_patients, "train" if task.name == "segmenter" else task.name)
     augment = Augment.from_params(params.augment)  # checks the keys before any work
     precision = resolve_precision(params.precision)
     checkpoint_dir = Path(checkpoint_dir)
-    fingerprint = run_fingerprint(store, train_patients, val_patients, params)
+    fingerprint = run_fingerprint(store, train_patients, val_patients, params, task)
 
     state = read_state(checkpoint_dir) if resume else None
     if state is not None and state.get("fingerprint") != fingerprint:
@@ -304,12 +350,12 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
     set_op_determinism(not params.xla)
     model, config = build_model(params, store.image_size, precision)
     optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate(params))
-    model.compile(optimizer=optimizer, loss=get_loss(params.loss), metrics=keras_metrics(),
+    model.compile(optimizer=optimizer, loss=task.loss(params), metrics=task.metrics(),
                   jit_compile=bool(params.xla))
 
     loop = _Loop(store=store, val_patients=val_patients, batch_size=params.batch_size, epochs=params.epochs,
                  patience=params.early_stopping_patience, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
-                 on_epoch_end=on_epoch_end)
+                 on_epoch_end=on_epoch_end, task=task)
     start_epoch = 0
     if state is not None:
         optimizer.build(model.trainable_variables)
@@ -317,7 +363,8 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
         start_epoch = int(state["epoch"])
         loop.history = list(state["history"])
         loop.best_epoch = int(state["best_epoch"])
-        loop.best_score = float(state["best_val_dice_3d"]) if state["best_val_dice_3d"] is not None else math.nan
+        best = state.get("best_score", state.get("best_val_dice_3d"))
+        loop.best_score = float(best) if best is not None else math.nan
         loop.best_weights = best_weights
         loop.stopped_early = bool(state["stopped_early"])
     resumed_from = start_epoch
@@ -327,6 +374,7 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
         data = train_dataset(store, train_patients, batch_size=params.batch_size,
                              tumour_fraction=params.tumour_fraction, augment=augment, seed=params.seed,
                              n_batches=(params.epochs - start_epoch) * steps, start_batch=start_epoch * steps)
+        data = data.map(task.targets)
         model.fit(data, epochs=params.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
                   callbacks=[EpochEnd(loop)], verbose=verbose)
 
@@ -338,11 +386,13 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
         model=model,
         history=history,
         best_epoch=loop.best_epoch,
-        best_val_dice_3d=loop.best_score,
+        best_val_dice_3d=loop.best_score if loop.monitor == "val_dice_3d" else math.nan,
         epochs_run=len(loop.history),
         stopped_early=loop.stopped_early,
         seconds=seconds,
         precision=precision,
         resumed_from=resumed_from,
         model_config=config,
+        monitor=loop.monitor,
+        best_score=loop.best_score,
     )

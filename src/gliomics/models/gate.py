@@ -1,0 +1,116 @@
+"""Slice classifier inference, and its use as a gate before segmentation.
+
+* :func:`load_classifier`: a logged slice classifier (any URI that
+  :func:`gliomics.models.packaging.load_segmenter` resolves), checked to be
+  one: output ``(batch, 1)``. Its threshold is ``Preprocessing.threshold``
+  (0.5 unless trained otherwise).
+* :func:`predict_slices`: one tumour probability per slice of a patient,
+  prepared exactly as in training (pre-filter, resize, per-patient z-score).
+* :class:`SliceGate`: ``gliomics segment --gate URI`` (and ``evaluate``)
+  run the segmenter only on the slices the classifier calls tumour
+  (``prob >= threshold``, ``segment.gate_threshold``); the other slices get
+  an empty mask and cost no segmenter time. The segmenter's per-patient
+  z-score is still computed over *all* the patient's slices, as in training,
+  so a kept slice gets the same probabilities with or without the gate.
+  Post-processing (largest 3D component, filled holes) then runs on the gated
+  probability volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gliomics.errors import GliomicsError
+
+
+def load_classifier(uri: str):
+    """``(keras_model, Preprocessing, metadata)`` of a slice classifier; a clear error otherwise."""
+    from gliomics.models.packaging import load_segmenter
+
+    model, preprocessing, metadata = load_segmenter(uri)
+    shape = tuple(getattr(model, "output_shape", ()) or ())
+    if len(shape) != 2 or shape[-1] != 1:
+        raise GliomicsError(f"{uri}: not a slice classifier (output shape {shape}, expected (batch, 1)); "
+                            "use a model from `gliomics train-classifier`")
+    return model, preprocessing, metadata
+
+
+def predict_slices(model, preprocessing, images: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
+    """Tumour probability ``(n,)`` float64 for one patient's slices ``(n, H, W, 3)`` (all of them together)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise GliomicsError(f"expected slices (n, H, W, 3), got shape {images.shape}")
+    if len(images) == 0:
+        return np.zeros(0, dtype=np.float64)
+    prepared = preprocessing.prepare_patient(images)
+    outputs = [np.asarray(model(prepared[i:i + batch_size], training=False), dtype=np.float64).reshape(-1)
+               for i in range(0, len(prepared), batch_size)]
+    return np.concatenate(outputs)
+
+
+def predict_patient_subset(model, preprocessing, images: np.ndarray, keep: np.ndarray, *,
+                           batch_size: int = 8) -> np.ndarray:
+    """Segmenter probabilities ``(n, H, W)``: the model runs on ``images[keep]`` only, the rest are 0.
+
+    Same preparation as :func:`gliomics.models.inference.predict_patient`
+    (z-score over all slices), so kept slices get identical probabilities.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    n, height, width = images.shape[:3]
+    prob = np.zeros((n, height, width), dtype=np.float32)
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        return prob
+    prepared = preprocessing.prepare_patient(images)[rows]
+    outputs = [np.asarray(model(prepared[i:i + batch_size], training=False), dtype=np.float32)
+               for i in range(0, len(prepared), batch_size)]
+    prob[rows] = preprocessing.restore_size(np.concatenate(outputs), (height, width))
+    return prob
+
+
+@dataclass
+class SliceGate:
+    """A loaded slice classifier and the probability below which a slice is skipped."""
+
+    uri: str
+    model: object
+    preprocessing: object
+    threshold: float
+    n_slices: int = 0
+    n_skipped: int = 0
+
+    def keep(self, images: np.ndarray) -> np.ndarray:
+        """Boolean ``(n,)``: the slices to segment."""
+        keep = predict_slices(self.model, self.preprocessing, images) >= self.threshold
+        self.n_slices += len(keep)
+        self.n_skipped += int((~keep).sum())
+        return keep
+
+    def segment_probabilities(self, model, preprocessing, images: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
+        """The segmenter's probabilities with the skipped slices at 0."""
+        return predict_patient_subset(model, preprocessing, images, self.keep(images), batch_size=batch_size)
+
+    def describe(self) -> dict:
+        return {"gate_uri": self.uri, "gate_threshold": self.threshold, "gate_slices": self.n_slices,
+                "gate_skipped_slices": self.n_skipped}
+
+
+def load_gate(uri: str, threshold: float | None = None) -> SliceGate:
+    """A :class:`SliceGate` for the classifier at ``uri``; ``threshold`` None: the model's own."""
+    model, preprocessing, _ = load_classifier(uri)
+    threshold = float(preprocessing.threshold if threshold is None else threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise GliomicsError(f"segment.gate_threshold must be in [0, 1], got {threshold}")
+    return SliceGate(uri=str(uri), model=model, preprocessing=preprocessing, threshold=threshold)
+
+
+def patient_probabilities(model, preprocessing, images: np.ndarray, gate: SliceGate | None = None, *,
+                          batch_size: int = 8) -> np.ndarray:
+    """The segmenter's probabilities for one patient, through ``gate`` when one is given (the stages' hook)."""
+    if gate is None:
+        from gliomics.models.inference import predict_patient
+
+        return predict_patient(model, preprocessing, images, batch_size=batch_size)
+    return gate.segment_probabilities(model, preprocessing, images, batch_size=batch_size)

@@ -1,0 +1,323 @@
+"""``gliomics analyze``: one new patient through the platform, one command.
+
+``input_dir`` is one patient's folder of slices in the Kaggle naming
+(``<folder>_<n>.tif``, n = 1..N; masks are not needed and, if present,
+ignored). The command
+
+1. checks the folder (:func:`check_patient_folder`, :func:`read_slices`):
+   not empty, only ``.tif`` slices of one patient, slice numbers 1..N
+   without gaps, every image 256x256x3 uint8 -- each problem is one
+   :class:`GliomicsError` line;
+2. loads the segmenter (default ``models:/gliomics-segmenter@champion``;
+   "no champion registered" is its own error) and, with ``--gate``, the
+   slice classifier, whose "no tumour" slices get empty masks;
+3. segments the slices (:mod:`gliomics.models.inference`, post-processing
+   from ``params.yaml``), extracts the features
+   (:func:`gliomics.features.patient_features`, settings from
+   ``params.yaml``);
+4. writes, into a temporary folder renamed to ``out_dir`` only at the end
+   (no partial output on any error): ``report.html`` (self-contained),
+   ``features.csv`` (one row) and ``masks/<folder>_<n>_mask.tif``.
+
+The report places each feature in the reference cohort (the project's
+``reports/features/features_truth.csv``: the features of the data the
+registered model was trained on) and, for the associations that were
+significant after Bonferroni in ``reports/associations/truth``, says which
+cluster levels the value is typical of, with the cohort's AUC. It describes
+the cohort; it is not a diagnosis.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.data.kaggle import IMAGE_SHAPE, SLICE_RE, patient_of
+from gliomics.errors import GliomicsError
+
+DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
+REFERENCE = "reports/features/features_truth.csv"
+ASSOCIATIONS = "reports/associations/truth"
+REPORT = "report.html"
+FEATURES = "features.csv"
+MASKS = "masks"
+#: Largest slices shown in the overlay.
+N_LARGEST = 3
+DISCLAIMER = ("These statements describe where this patient's values lie among the reference cohort's "
+              "patients. They are not a diagnosis and not a prediction of the patient's genomic subtype.")
+
+
+# --------------------------------------------------------------------- input checks
+def check_patient_folder(input_dir: str | Path) -> tuple[str, list[tuple[int, Path]]]:
+    """``(folder name, [(slice number, image path), ...])`` of one patient's folder.
+
+    One-line :class:`GliomicsError` for: no such folder, an empty folder, a
+    sub-folder (a cohort was given), a file that is not a ``.tif``, a tif not
+    named ``<folder>_<n>.tif``, slices of more than one patient, a repeated
+    slice number, gaps in the numbers 1..N. ``_mask.tif`` files are ignored;
+    so are hidden files (``.DS_Store``).
+    """
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise GliomicsError(f"{folder}: no such folder")
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if not entries:
+        raise GliomicsError(f"{folder}: empty folder (expected one patient's slices <folder>_<n>.tif)")
+    subfolders = [p.name for p in entries if p.is_dir()]
+    if subfolders:
+        raise GliomicsError(f"{folder}: contains folder(s) {', '.join(subfolders[:3])}; pass one patient's folder "
+                            "of <folder>_<n>.tif slices, not a cohort")
+    not_tif = [p.name for p in entries if p.suffix.lower() not in (".tif", ".tiff")]
+    if not_tif:
+        more = f" and {len(not_tif) - 1} more" if len(not_tif) > 1 else ""
+        raise GliomicsError(f"{folder}: not a .tif slice: {not_tif[0]}{more} (expected only <folder>_<n>.tif)")
+    images = []
+    for path in entries:
+        match = SLICE_RE.match(path.name)
+        if not match:
+            raise GliomicsError(f"{path}: not named <folder>_<n>.tif")
+        if not match["mask"]:
+            images.append((match["folder"], int(match["n"]), path))
+    if not images:
+        raise GliomicsError(f"{folder}: only masks, no image slices <folder>_<n>.tif")
+    prefixes = {prefix for prefix, _, _ in images}
+    if len(prefixes) > 1:
+        raise GliomicsError(f"{folder}: slices of more than one patient ({', '.join(sorted(prefixes)[:3])})")
+    slices: dict[int, Path] = {}
+    for _, number, path in images:
+        if number in slices:  # e.g. <folder>_01.tif beside <folder>_1.tif
+            raise GliomicsError(f"{folder}: slice {number} twice ({slices[number].name}, {path.name})")
+        slices[number] = path
+    numbers = sorted(slices)
+    missing = sorted(set(range(1, numbers[-1] + 1)) - set(numbers))
+    if missing or numbers[0] != 1:
+        shown = ", ".join(str(n) for n in missing[:10]) + (" …" if len(missing) > 10 else "")
+        raise GliomicsError(f"{folder}: gaps in the slice numbers: missing {shown} (expected 1..{numbers[-1]})")
+    return prefixes.pop(), [(n, slices[n]) for n in numbers]
+
+
+def read_slices(slices: list[tuple[int, Path]]) -> np.ndarray:
+    """The images stacked ``(n, 256, 256, 3)`` uint8; an error names the first image of another size."""
+    from gliomics.data.kaggle import read_tif
+
+    images = []
+    for _, path in slices:
+        image = read_tif(path)
+        if image.shape != IMAGE_SHAPE or image.dtype != np.uint8:
+            raise GliomicsError(f"{path}: image is {'x'.join(map(str, image.shape))} {image.dtype}, expected "
+                                f"{'x'.join(map(str, IMAGE_SHAPE))} uint8 (the Kaggle slice size)")
+        images.append(image)
+    return np.stack(images)
+
+
+def check_out_dir(out_dir: Path, input_dir: Path) -> None:
+    """The output must not be inside the input, nor an existing folder that is not an analyze output."""
+    out, source = out_dir.resolve(), input_dir.resolve()
+    if out == source or source in out.parents or out in source.parents:
+        raise GliomicsError(f"{out_dir}: the output must not be the input folder, inside it or above it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GliomicsError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT).exists():
+        raise GliomicsError(f"{out_dir}: exists, is not empty and is not an earlier analyze output; "
+                            "choose another --out")
+
+
+def resolve_model(uri: str):
+    """Load a segmenter by URI; a registry alias that nothing holds is a one-line 'no champion' error."""
+    from gliomics.models.packaging import load_segmenter
+
+    check_alias(uri, "segmenter")
+    return load_segmenter(uri)
+
+
+def check_alias(uri: str, what: str) -> None:
+    """For ``models:/<name>@<alias>``: a one-line error when no version holds the alias."""
+    if uri.startswith("models:/") and "@" in uri:
+        from gliomics.registry.listing import get_alias
+
+        name, alias = uri.removeprefix("models:/").split("@", 1)
+        try:
+            holder = get_alias(name, alias)
+        except Exception:  # noqa: BLE001 - an unreachable store is the same answer for the user
+            holder = None
+        if holder is None:
+            raise GliomicsError(f"{uri}: no {alias} {what} registered (no version of {name} has alias "
+                                f"@{alias}; run `gliomics register` or `gliomics promote --name {name} "
+                                "--version N`, or pass a local model folder)")
+
+
+# --------------------------------------------------------------------- the report
+def _volume(value) -> str:
+    return f"{value:,.0f}" if value is not None and math.isfinite(value) else "n/a"
+
+
+def _extreme(column, value) -> bool:
+    return column == "percentile" and (value < 5 or value > 95)
+
+
+def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Path | None):
+    import pandas as pd
+
+    def read(path):
+        try:
+            return pd.read_csv(path) if path is not None and Path(path).is_file() else None
+        except (OSError, ValueError):
+            return None
+
+    clinical = None
+    if clinical_csv is not None and Path(clinical_csv).is_file():
+        from gliomics.data.kaggle import read_clinical
+
+        try:
+            clinical = read_clinical(Path(clinical_csv))
+        except GliomicsError:
+            clinical = None
+    return read(reference_csv), read(associations / "tests.csv"), read(associations / "roc_auc.csv"), clinical
+
+
+def render_patient_report(folder: str, images, masks, row: dict, *, summary: dict, reference, tests, roc, clinical,
+                          spacing, reference_csv: Path, associations: Path) -> str:
+    """The self-contained HTML page of one analysed patient."""
+    from gliomics.features import FEATURE_COLUMNS
+    from gliomics.features.patient import SLICE_MEAN_COLUMNS
+    from gliomics.features.shape3d import SHAPE3D_COLUMNS
+    from gliomics.report import html as h
+    from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
+    from gliomics.report.segmentation_plots import feature_positions, largest_slices, volume_3d
+
+    sections = []
+    overview = h.Section("Patient")
+    overview.add(h.cards({"slices": summary["n_slices"], "slices with tumour": summary["n_tumour_slices"],
+                          "tumour voxels": summary["tumour_voxels"],
+                          "volume (px³)": _volume(row.get("volume_3d"))}))
+    overview.add(h.key_values({"input": summary["input"], "patient folder": folder, "model": summary["model_uri"],
+                               "slice gate": summary.get("gate_uri") or "none",
+                               "slices gated out": summary.get("n_gated_out", 0),
+                               "feature status": row.get("status"),
+                               "seconds (segmentation and features)": summary.get("seconds")}))
+    sections.append(overview)
+
+    seg = h.Section("Segmentation")
+    seg.add(h.image(largest_slices(images, masks, n=N_LARGEST, slice_numbers=summary["slice_numbers"]),
+                    caption=f"the {N_LARGEST} slices with the largest predicted tumour: FLAIR above, prediction "
+                            "(orange) below"))
+    seg.add(h.image(volume_3d(masks, spacing), caption="predicted tumour surface in 3D (slices "
+                                                       f"{spacing[0]:g} pixels apart)"))
+    sections.append(seg)
+
+    feats = h.Section("Features")
+    columns = list(FEATURE_COLUMNS) + ["glcm_asm", *SLICE_MEAN_COLUMNS, *SHAPE3D_COLUMNS]
+    if reference is None:
+        feats.add(h.placeholder("The reference cohort", "gliomics features --masks truth", missing=[reference_csv]))
+        import pandas as pd
+
+        feats.add(h.table(pd.DataFrame({"feature": columns, "value": [row.get(c) for c in columns]})))
+    else:
+        table = feature_percentiles(row, reference, columns)
+        feats.add(h.paragraph(f"Each value's percentile among the {len(reference)} patients of the reference "
+                              f"cohort ({reference_csv}, truth masks)."))
+        feats.add(h.image(feature_positions(reference, row, FEATURE_COLUMNS),
+                          caption="the 14 thesis features"))
+        feats.add(h.table(table, caption="feature values and their percentile in the reference cohort "
+                                         "(highlighted: below the 5th or above the 95th)",
+                          formats={"percentile": ".0f"}, highlight=_extreme))
+    sections.append(feats)
+
+    cohort = h.Section("What the cohort analysis says")
+    if reference is None or tests is None or clinical is None:
+        cohort.available = False
+        cohort.add(h.placeholder("The cohort's association results", "gliomics associate",
+                                 missing=[associations / "tests.csv", reference_csv]))
+    else:
+        items = typical_levels(row, reference, clinical, tests, roc)
+        if not items:
+            cohort.add(h.paragraph("No feature was associated with a cluster family after Bonferroni correction "
+                                   "in the reference cohort (or this patient has no value for those features), "
+                                   "so there is nothing to place the patient against."))
+        for item in items:
+            cohort.add(f'<div class="statement">{h.escape(statement_text(item))}</div>')
+        cohort.add(h.note(DISCLAIMER))
+    sections.append(cohort)
+    return h.render(f"gliomics analyze: {folder}", sections,
+                    subtitle=f"{summary['n_slices']} slices analysed with {summary['model_uri']}",
+                    footer="Written by <code>gliomics analyze</code>; every figure is embedded.")
+
+
+# --------------------------------------------------------------------- the stage
+def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri: str = DEFAULT_MODEL,
+                gate_uri: str | None = None, reference_csv: str | Path = REFERENCE,
+                associations: str | Path = ASSOCIATIONS, clinical_csv: str | Path | None = None,
+                batch_size: int = 8) -> dict:
+    """Analyse one patient's folder; write ``out_dir`` (atomically); return a summary."""
+    import pandas as pd
+
+    from gliomics.features import ALL_COLUMNS, patient_features
+    from gliomics.models import inference
+    from gliomics.models.gate import patient_probabilities
+    from gliomics.progress import progress
+    from gliomics.stages.features import feature_settings
+    from gliomics.stages.segment import write_mask
+
+    started = time.perf_counter()
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    steps = ["checking input", "loading model", "reading slices", "segmenting", "features", "report"]
+    timings: dict[str, float] = {}
+    with progress("analyze", len(steps)) as update:
+
+        def step(done: int) -> None:
+            timings[steps[done - 1]] = round(time.perf_counter() - started - sum(timings.values()), 2)
+            update(done, len(steps))
+
+        folder, slices = check_patient_folder(input_dir)
+        check_out_dir(out_dir, input_dir)
+        step(1)
+        model, preprocessing, _ = resolve_model(model_uri)
+        inference.check_model_size(model, preprocessing)
+        gate = None
+        if gate_uri:
+            from gliomics.models.gate import load_gate
+
+            check_alias(gate_uri, "slice classifier")
+            segment_params = getattr(params, "segment", None)
+            gate = load_gate(gate_uri, getattr(segment_params, "gate_threshold", None))
+        step(2)
+        images = read_slices(slices)
+        step(3)
+        settings = inference.post_settings(params.post.as_post(), preprocessing)
+        prob = patient_probabilities(model, preprocessing, images, gate, batch_size=batch_size)
+        n_gated_out = gate.n_skipped if gate is not None else 0
+        masks = inference.segment_volume(prob, preprocessing, settings)
+        step(4)
+        feature_kw = feature_settings(params.features)
+        row = {"patient": patient_of(folder), "folder": folder,
+               **patient_features(images, masks, **feature_kw)}
+        step(5)
+        reference, tests, roc, clinical = _reference_tables(
+            Path(reference_csv), Path(associations),
+            Path(clinical_csv) if clinical_csv else Path(params.data.raw) / "data.csv")
+        summary = {
+            "input": str(input_dir), "out": str(out_dir), "folder": folder, "n_slices": len(slices),
+            "slice_numbers": [n for n, _ in slices],
+            "n_tumour_slices": int(masks.reshape(len(masks), -1).any(axis=1).sum()),
+            "tumour_voxels": int(masks.sum()), "model_uri": str(model_uri), "gate_uri": gate_uri,
+            "n_gated_out": n_gated_out, "post": settings,
+        }
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        page = render_patient_report(folder, images, masks, row, summary=summary, reference=reference,
+                                     tests=tests, roc=roc, clinical=clinical, spacing=feature_kw["spacing"],
+                                     reference_csv=Path(reference_csv), associations=Path(associations))
+        with io.atomic_path(out_dir) as tmp:
+            (tmp / MASKS).mkdir(parents=True)
+            for (number, _), mask in zip(slices, masks):
+                write_mask(tmp / MASKS / f"{folder}_{number}_mask.tif", mask)
+            pd.DataFrame([row], columns=["patient", "folder", *ALL_COLUMNS]).to_csv(tmp / FEATURES, index=False)
+            (tmp / REPORT).write_text(page, encoding="utf-8")
+        step(6)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    summary["timings"] = timings
+    summary.pop("slice_numbers")
+    return summary

@@ -1,0 +1,375 @@
+"""``gliomics train-classifier``: fit one slice classifier, write its reports and model, log it to MLflow.
+
+Settings: ``classifier.<profile>`` in params.yaml
+(:class:`gliomics.config.ClassifierParams`). Patients exactly as for the
+segmenter (:func:`gliomics.stages.train.split_patients`): the split's folds
+other than ``val_fold`` train, fold ``val_fold`` validates and selects the
+best epoch (validation ROC AUC), the ``test`` part is never read. Slices come
+from the cached array store (no tif is decoded twice); labels are
+``tumour pixels >= min_area_px`` in each (augmented) mask; batches hold
+``tumour_fraction`` tumour slices (balanced sampling, so no class weights).
+The loop is the segmenter's (:func:`gliomics.training.fit.fit_classifier`):
+seeded, checkpointed each epoch, exactly resumable, early stopping.
+
+Outputs:
+
+- ``reports_dir/history.csv``: one row per epoch (``loss, accuracy,
+  roc_auc`` on the training batches; ``val_roc_auc, val_accuracy, val_f1,
+  val_loss`` on every validation slice; ``lr, seconds, val_seconds``);
+- ``reports_dir/metrics.json``: best ``val_roc_auc`` and epoch, the best
+  model's validation scores (``val_accuracy, val_f1, val_sensitivity,
+  val_specificity``), epochs run, seconds, seconds per training image,
+  patient and slice counts;
+- ``reports_dir/{learning_curves, confusion_matrix, roc}.png`` (the last two
+  on the validation slices, best model);
+- ``out_dir``: the best model as a local MLflow model (tensorflow flavour,
+  signature ``(n, S, S, 3) float32 -> (n, 1)``, an input example, and
+  ``gliomics`` metadata: preprocessing, model config, task ``classifier``,
+  ``min_area_px``; see :mod:`gliomics.models.packaging`);
+- ``reports_dir/model.json``: ``run_id, model_uri, model_dir, profile,
+  model_config`` (what ``gliomics register-classifier`` registers);
+- MLflow run in experiment ``train_classifier``: flattened params
+  (``classifier.*``), per-epoch metrics (``step`` = epoch), the reports as
+  artifacts, the model at ``model``.
+
+``gliomics register-classifier`` (:func:`run_register_classifier`) registers
+that model as a new version of ``gliomics-slice-classifier`` with its
+validation and internal-test numbers (from ``gliomics evaluate --task
+classifier`` on the split's test patients) through :mod:`gliomics.registry`,
+writes a model card, and applies ``register.promote`` (the test ROC AUC
+decides, as :func:`gliomics.registry.promote.promote` does for the segmenter).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.errors import GliomicsError
+
+EXPERIMENT = "train_classifier"
+MODEL_JSON = "model.json"
+REGISTERED = "registered.json"
+MODEL_CARD = "model_card.md"
+#: evaluate --task classifier summary keys stored as ``test_<key>`` version tags.
+TEST_SCORES = ("roc_auc", "accuracy", "f1", "sensitivity", "specificity", "precision")
+TASK = "classifier"
+EPOCH_METRICS = ("loss", "accuracy", "roc_auc", "val_roc_auc", "val_accuracy", "val_f1", "val_loss", "lr",
+                 "seconds", "val_seconds")
+
+
+def flatten_classifier_params(params) -> dict:
+    """ClassifierParams as flat ``classifier.<key>`` MLflow params."""
+    from gliomics.stages.train import flatten_params
+
+    return {"classifier." + key.split(".", 1)[1]: value for key, value in flatten_params(params).items()}
+
+
+def _signature(size: int):
+    from mlflow.models import infer_signature
+
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    return example, infer_signature(example, np.zeros((1, 1), dtype=np.float32))
+
+
+def classifier_metadata(preprocessing, model_config: dict, min_area_px: int, **extra) -> dict:
+    from gliomics.models.packaging import model_metadata
+
+    return model_metadata(preprocessing, model_config, task=TASK, min_area_px=int(min_area_px), **extra)
+
+
+def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_px: int, **extra) -> Path:
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically)."""
+    import mlflow
+
+    from gliomics.models.packaging import custom_objects
+
+    example, signature = _signature(preprocessing.image_size)
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
+                                     input_example=example,
+                                     metadata=classifier_metadata(preprocessing, model_config, min_area_px, **extra))
+    return Path(path)
+
+
+def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int, name: str = "model",
+                   registered_model_name: str | None = None, **extra):
+    """Log ``model`` to the active MLflow run (tensorflow flavour, signature, input example, metadata)."""
+    import mlflow
+
+    from gliomics.models.packaging import custom_objects
+
+    example, signature = _signature(preprocessing.image_size)
+    return mlflow.tensorflow.log_model(model, name=name, custom_objects=custom_objects(), signature=signature,
+                                       input_example=example, registered_model_name=registered_model_name,
+                                       metadata=classifier_metadata(preprocessing, model_config, min_area_px,
+                                                                    **extra))
+
+
+def plot_learning_curves(history, path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = history["epoch"]
+    ax_loss.plot(epochs, history["loss"], marker="o", label="training loss")
+    ax_loss.plot(epochs, history["val_loss"], marker="o", label="validation loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("binary cross-entropy")
+    ax_loss.legend()
+    for column, label in (("accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
+                          ("val_roc_auc", "validation ROC AUC")):
+        ax_score.plot(epochs, history[column], marker="o", label=label)
+    ax_score.set_xlabel("epoch")
+    ax_score.set_ylim(0, 1.02)
+    ax_score.legend()
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir="models/classifier",
+                         store_dir="data/arrays", checkpoint_dir="checkpoints/classifier",
+                         reports_dir="reports/classifier/train", resume: bool = False, log_mlflow: bool = True,
+                         profile: str | None = None, on_epoch_end=None, run_name: str | None = None) -> dict:
+    """Train the slice classifier of ``params`` (ClassifierParams); write reports and model; return the summary.
+
+    Summary keys: ``run_id`` (None without MLflow), ``model_uri``
+    (``runs:/<id>/model``, or ``out_dir`` without MLflow), ``model_dir``, and
+    the ``metrics.json`` numbers. ``on_epoch_end(epoch, row)`` is called after
+    each epoch (after the MLflow logging), e.g. for a tuning pruner.
+    """
+    from gliomics.data.arrays import build_array_store, open_array_store
+    from gliomics.models.preprocessing import Preprocessing
+    from gliomics.progress import progress
+    from gliomics.stages.evaluate_classifier import plot_confusion_matrix, plot_roc
+    from gliomics.stages.train import split_patients
+    from gliomics.training.classification import slice_scores
+    from gliomics.training.fit import fit_classifier
+    from gliomics.training.tasks import ClassificationTask
+
+    started = time.perf_counter()
+    reports_dir, out_dir = Path(reports_dir), Path(out_dir)
+    if int(params.min_area_px) < 1:
+        raise GliomicsError(f"classifier.min_area_px must be >= 1, got {params.min_area_px}")
+    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
+    prefilter = None if params.prefilter in (None, "none") else params.prefilter
+    with progress("array store", 0) as update:
+        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=prefilter,
+                          manifest=manifest_csv, progress=update)
+    store = open_array_store(store_dir)
+    unknown = sorted(set(train_patients + val_patients) - set(store.patients))
+    if unknown:
+        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
+    preprocessing = Preprocessing.from_store_settings(store.settings)
+
+    run_params = {**flatten_classifier_params(params), "profile": profile or "", "seed": params.seed,
+                  "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume}
+    if log_mlflow:
+        from gliomics import tracking
+
+        context = tracking.stage_run(EXPERIMENT, data_dir=data_dir, params=run_params, profile=profile)
+    else:
+        from contextlib import nullcontext
+
+        context = nullcontext(None)
+
+    with context as run:
+        mlflow = None
+        if run is not None:
+            import mlflow
+
+            if run_name:
+                mlflow.set_tag("mlflow.runName", run_name)
+
+        def log_epoch(epoch, row):
+            if mlflow is not None:
+                mlflow.log_metrics({k: float(row[k]) for k in EPOCH_METRICS
+                                    if k in row and not math.isnan(float(row[k]))}, step=epoch)
+
+        def epoch_end(epoch, row):
+            log_epoch(epoch, row)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+
+        result = fit_classifier(store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
+                                resume=resume, on_epoch_end=epoch_end)
+        history = result.history
+        if mlflow is not None:  # epochs done before a resume belong in this run too
+            for row in history.to_dict("records")[:result.resumed_from]:
+                log_epoch(int(row["epoch"]), row)
+
+        task = ClassificationTask(min_area_px=int(params.min_area_px))
+        labels, probs, _ = task.predict(result.model, store, val_patients, params.batch_size)
+        val = slice_scores(labels, probs)
+        images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
+        train_seconds = float(history["seconds"].sum()) if len(history) else 0.0
+        metrics = {
+            "best_val_roc_auc": None if math.isnan(result.best_score) else result.best_score,
+            "best_epoch": result.best_epoch,
+            "val_accuracy": val["accuracy"],
+            "val_roc_auc": val["roc_auc"],
+            "val_f1": val["f1"],
+            "val_sensitivity": val["sensitivity"],
+            "val_specificity": val["specificity"],
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "resumed_from": result.resumed_from,
+            "seconds": result.seconds,
+            "train_seconds": train_seconds,
+            "seconds_per_image": train_seconds / images_seen,
+            "precision": result.precision,
+            "n_train_patients": len(train_patients),
+            "n_val_patients": len(val_patients),
+            "n_val_slices": int(len(labels)),
+            "n_val_tumour_slices": int(labels.sum()),
+            "image_size": store.image_size,
+            "min_area_px": int(params.min_area_px),
+        }
+
+        io.write_csv(reports_dir / "history.csv", history)
+        io.write_json(reports_dir / "metrics.json", metrics)
+        figures = [
+            plot_learning_curves(history, reports_dir / "learning_curves.png"),
+            plot_confusion_matrix(labels, probs, 0.5, reports_dir / "confusion_matrix.png",
+                                  title=f"validation slices (best epoch {result.best_epoch})"),
+            plot_roc(labels, probs, reports_dir / "roc.png", title="validation ROC, per slice"),
+        ]
+        extra = {"best_val_roc_auc": result.best_score, "best_epoch": result.best_epoch,
+                 "profile": profile or "", "val_fold": params.val_fold}
+        save_classifier(result.model, preprocessing, result.model_config, out_dir,
+                        min_area_px=params.min_area_px, **extra)
+
+        run_id = model_uri = None
+        if mlflow is not None:
+            run_id = run.info.run_id
+            model_uri = f"runs:/{run_id}/model"
+        io.write_json(reports_dir / MODEL_JSON, {"run_id": run_id, "model_uri": model_uri or str(out_dir),
+                                                 "model_dir": str(out_dir), "profile": profile or "",
+                                                 "model_config": result.model_config,
+                                                 "best_val_roc_auc": metrics["best_val_roc_auc"],
+                                                 "val_accuracy": metrics["val_accuracy"]})
+        if mlflow is not None:
+            # The best model's validation scores as best_val_*: val_* are the per-epoch series.
+            mlflow.log_metrics({(k if k.startswith("best_") else k.replace("val_", "best_val_", 1)): float(v)
+                                for k, v in metrics.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                and not math.isnan(float(v)) and k not in ("val_roc_auc",)})
+            for artifact in (reports_dir / "history.csv", reports_dir / "metrics.json", *figures):
+                mlflow.log_artifact(str(artifact), artifact_path="reports")
+            log_classifier(result.model, preprocessing, result.model_config, min_area_px=params.min_area_px,
+                           **extra)
+
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri or str(out_dir),
+        "model_dir": str(out_dir),
+        **metrics,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+# ------------------------------------------------------------------ register
+
+
+def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, promote_policy: str = "if_better",
+                            profile: str | None = None, mirror_dir="reports/registry") -> dict:
+    """Register the trained classifier (``model_json``, written by training) with its test scores.
+
+    ``evaluate_summary`` is the ``summary.json`` of ``gliomics evaluate --task
+    classifier`` on the split's test patients for that same model. Writes
+    ``out_dir/registered.json`` (``name, version, run_id, model_uri, val_roc_auc,
+    test_roc_auc, test_accuracy, data_hash, profile, promoted, promotion_reason,
+    champion_version``) and ``out_dir/model_card.md``; returns the former.
+    """
+    import json
+
+    import mlflow
+
+    from gliomics import tracking
+    from gliomics.registry import CHAMPION, CLASSIFIER, primary_metric
+    from gliomics.registry.listing import get_alias
+    from gliomics.registry.model_card import render_model_card
+    from gliomics.registry.promote import PromotionRefused, promote
+    from gliomics.registry.register import attach_model_card, register_version
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    try:
+        trained = json.loads(Path(model_json).read_text())
+        evaluation = json.loads(Path(evaluate_summary).read_text())
+    except (OSError, ValueError) as exc:
+        raise GliomicsError(f"cannot read the training/evaluation record ({exc})") from None
+    if evaluation.get("model_uri") not in (trained.get("model_uri"), trained.get("model_dir")):
+        raise GliomicsError(f"{evaluate_summary}: evaluates {evaluation.get('model_uri')!r}, not the trained model "
+                            f"{trained.get('model_dir')!r}; re-run `gliomics evaluate --task classifier`")
+    data_hash = tracking.dvc_data_hash(data_dir)
+    run_params = {"model_json": str(model_json), "source_model_uri": trained["model_uri"],
+                  "registered_model": CLASSIFIER, "promote_policy": promote_policy}
+    with tracking.stage_run("register", data_dir=data_dir, params=run_params, profile=profile) as run:
+        uri = trained["model_uri"]
+        if not str(uri).startswith("runs:/"):  # trained without MLflow: the register run holds the model
+            mlflow.log_artifacts(trained["model_dir"], "model")
+            uri = f"runs:/{run.info.run_id}/model"
+        val = {"val_roc_auc": trained.get("best_val_roc_auc"), "val_accuracy": trained.get("val_accuracy")}
+        test = {f"test_{k}": evaluation.get(k) for k in TEST_SCORES}
+        numbers = {k: float(v) for k, v in {**val, **test}.items() if v is not None}
+        mlflow.log_metrics(numbers)
+        tags = {**numbers, "dvc_data_hash": data_hash, "git_commit": tracking.git_commit(),
+                "profile": profile or trained.get("profile", ""), "task": TASK,
+                "model_config": trained.get("model_config", {}), "n_test_slices": evaluation.get("n_slices"),
+                "n_test_patients": evaluation.get("n_patients"), "min_area_px": evaluation.get("min_area_px"),
+                "register_run_id": run.info.run_id}
+        info = register_version(CLASSIFIER, uri, tags=tags)
+        card = render_model_card(
+            CLASSIFIER, info["version"],
+            intended_use=("Gate before segmentation: says whether one FLAIR-centred slice of a lower-grade glioma "
+                          "MRI holds tumour. Research use only; not a diagnostic device."),
+            selection={"trained by": "gliomics train-classifier", "best epoch by": "validation ROC AUC"},
+            training=trained.get("model_config", {}),
+            metrics={k: v for k, v in {**val, **test}.items() if v is not None},
+            evaluation=(f"Internal test: {evaluation.get('n_slices')} slices of {evaluation.get('n_patients')} "
+                        "patients never used for training or model selection (patient-level split); a slice is "
+                        f"tumour when its mask has >= {evaluation.get('min_area_px')} pixels at the model's size."),
+            provenance={"git commit": tags["git_commit"], "DVC data hash": data_hash, "profile": tags["profile"],
+                        "training run": trained.get("run_id"), "register run": run.info.run_id},
+            limitations=["Thresholded at the stored threshold (0.5); tiny tumour specks below min_area_px "
+                         "count as no tumour.",
+                         "Trained on TCGA-LGG (5 institutions); other scanners may need re-validation."])
+        io.write_text(out_dir / MODEL_CARD, card)
+        attach_model_card(info, card)
+        if promote_policy == "never":
+            promoted, reason = False, "register.promote is never: promote with `gliomics promote`"
+        else:
+            try:
+                result = promote(CLASSIFIER, info["version"], alias=CHAMPION, metric=primary_metric(CLASSIFIER),
+                                 force=promote_policy == "always", mirror_dir=mirror_dir)
+                promoted, reason = True, result["reason"]
+            except PromotionRefused as exc:
+                promoted, reason = False, str(exc)
+        mlflow.set_tags({"registered_model": CLASSIFIER, "registered_version": str(info["version"]),
+                         "promoted": str(promoted).lower()})
+    holder = get_alias(CLASSIFIER, CHAMPION)
+    summary = {
+        "name": CLASSIFIER,
+        "version": info["version"],
+        "run_id": info["run_id"],
+        "model_uri": f"models:/{CLASSIFIER}/{info['version']}",
+        **{k: v for k, v in {**val, **test}.items()},
+        "data_hash": data_hash,
+        "profile": tags["profile"],
+        "promoted": promoted,
+        "promotion_reason": reason,
+        "champion_version": holder["version"] if holder else None,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    io.write_json(out_dir / REGISTERED, summary)
+    return summary

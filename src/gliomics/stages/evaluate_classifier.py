@@ -1,0 +1,160 @@
+"""``gliomics evaluate --task classifier``: per-slice scores of a slice classifier on a labelled cohort.
+
+``data_dir`` is any folder in the Kaggle ``kaggle_3m`` layout; every slice
+needs its mask (the truth). The model is any slice classifier URI
+(:func:`gliomics.models.gate.load_classifier`). Labels:
+``tumour pixels >= min_area_px`` in the true mask resized to the model's
+input size, exactly as training labelled the array store's slices
+(:mod:`gliomics.training.classification`).
+
+Outputs (each written atomically) under ``out_dir``:
+
+* ``per_slice.csv``: ``patient, slice, label, prob`` (one row per slice,
+  patients in folder order, slices in slice order);
+* ``per_patient.csv``: ``patient, n_slices, n_tumour_slices, label, max_prob,
+  pred, slice_accuracy`` (a patient is positive when any slice is);
+* ``summary.json``: ``n_slices, accuracy, roc_auc, f1, sensitivity,
+  specificity`` plus ``precision, n_tumour_slices, threshold,
+  confusion_matrix`` ([[tn, fp], [fn, tp]]), ``classification_report``
+  (sklearn's, as a dict), ``patient`` (per-patient numbers, see
+  :func:`gliomics.training.classification.patient_scores`), ``n_patients,
+  min_area_px, model_uri, data_dir, seconds``;
+* ``confusion_matrix.png`` and ``roc.png`` (sklearn displays).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.progress import progress
+
+PER_SLICE = "per_slice.csv"
+PER_PATIENT = "per_patient.csv"
+SUMMARY = "summary.json"
+CONFUSION_PNG = "confusion_matrix.png"
+ROC_PNG = "roc.png"
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion_matrix(labels, probs, threshold: float, path, title: str = "") -> Path:
+    """sklearn's ConfusionMatrixDisplay of ``prob >= threshold`` against ``labels``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    pred = (np.asarray(probs) >= threshold).astype(int)
+    ConfusionMatrixDisplay.from_predictions(np.asarray(labels, dtype=int), pred, labels=[0, 1],
+                                            display_labels=["no tumour", "tumour"], ax=ax, colorbar=False)
+    ax.set_title(title or f"slices, threshold {threshold:g}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_roc(labels, probs, path, title: str = "") -> Path:
+    """sklearn's RocCurveDisplay (a note instead when only one class is present)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    labels = np.asarray(labels, dtype=int)
+    if len(np.unique(labels)) == 2:
+        RocCurveDisplay.from_predictions(labels, np.asarray(probs), ax=ax, name="slice classifier")
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    else:
+        ax.text(0.5, 0.5, "ROC undefined: only one class present", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title(title or "ROC, per slice", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
+                            min_area_px: int = 1, threshold: float | None = None, log_mlflow: bool = True,
+                            profile: str | None = None, batch_size: int = 16) -> dict:
+    """Score the slice classifier ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files."""
+    import pandas as pd
+    from sklearn.metrics import classification_report
+
+    from gliomics.models.gate import load_classifier, predict_slices
+    from gliomics.models.inference import check_image_shapes
+    from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
+    from gliomics.training.classification import mask_areas, patient_scores, slice_labels, slice_scores
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    slice_labels([], min_area_px)  # checks min_area_px before any work
+    root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
+    model, preprocessing, _ = load_classifier(model_uri)
+    threshold = float(preprocessing.threshold if threshold is None else threshold)
+
+    frames = []
+    with progress("classifying slices", len(by_folder)) as update:
+        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
+            images = read_images(folder_slices, root)
+            shape = check_image_shapes(images, str(root / folder))
+            masks = read_masks(folder_slices, shape, root)
+            probs = predict_slices(model, preprocessing, images, batch_size=batch_size)
+            labels = slice_labels(mask_areas(masks, preprocessing.image_size), min_area_px)
+            frames.append(pd.DataFrame({"patient": folder_slices[0].patient,
+                                        "slice": [s.slice for s in folder_slices], "label": labels,
+                                        "prob": probs}))
+            update(i, len(by_folder))
+    per_slice = pd.concat(frames, ignore_index=True)
+
+    labels, probs = per_slice["label"].to_numpy(), per_slice["prob"].to_numpy()
+    summary = slice_scores(labels, probs, threshold)
+    per_patient, patient_summary = patient_scores(per_slice, threshold)
+    summary.update(
+        classification_report=classification_report(labels, (probs >= threshold).astype(int), labels=[0, 1],
+                                                     target_names=["no tumour", "tumour"], output_dict=True,
+                                                     zero_division=0),
+        patient=patient_summary,
+        n_patients=int(len(per_patient)),
+        min_area_px=int(min_area_px),
+        model_uri=str(model_uri),
+        data_dir=str(root),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    io.write_csv(out_dir / PER_SLICE, per_slice[["patient", "slice", "label", "prob"]])
+    io.write_csv(out_dir / PER_PATIENT, per_patient)
+    io.write_json(out_dir / SUMMARY, summary)
+    plot_confusion_matrix(labels, probs, threshold, out_dir / CONFUSION_PNG)
+    plot_roc(labels, probs, out_dir / ROC_PNG)
+    if log_mlflow:
+        _log(root, out_dir, summary, profile)
+    return summary
+
+
+def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
+    import mlflow
+
+    from gliomics.tracking import stage_run
+
+    params = {"model_uri": summary["model_uri"], "threshold": summary["threshold"],
+              "min_area_px": summary["min_area_px"]}
+    with stage_run("evaluate_classifier", data_dir=root, params=params, profile=profile):
+        numbers = {k: float(v) for k, v in summary.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers.update({f"patient_{k}": float(v) for k, v in summary["patient"].items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_metrics(numbers)
+        for name in (PER_SLICE, PER_PATIENT, SUMMARY, CONFUSION_PNG, ROC_PNG):
+            mlflow.log_artifact(str(out_dir / name))

@@ -1,0 +1,97 @@
+"""The slice classifier as a tuning task (:class:`gliomics.tuning.tasks.TuneTask`).
+
+:class:`ClassifierTask` reuses the segmenter task's data handling (patients
+of the split, the seeded low-fidelity patient subset, one array store per
+fidelity, the study key) and trains with
+:func:`gliomics.training.fit.fit_classifier`, maximising the validation ROC
+AUC (``val_roc_auc``, reported every epoch so the pruner can act).
+
+The values that :func:`gliomics.tuning.space.sample` draws map onto the
+classifier as follows: ``activation`` -> every hidden activation (sigmoid
+allowed here), ``pooling`` -> the global pooling of the head (the thesis'
+"average vs max pooling"; the stem keeps the base model's), ``learning_rate``,
+``batch_size`` and ``augment_strength`` as for the segmenter. ``arch`` must
+be ``resnet_classifier`` (one choice) and ``backbone``/``loss`` are ignored:
+the depth, width and stem pooling come from the base model
+(``classifier.<profile>.model``) or ``tune.model_options.resnet_classifier``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from gliomics.errors import GliomicsError
+from gliomics.tuning import space as search_space
+from gliomics.tuning.tasks import LOW, SegmenterTask, TrialResult
+
+#: Space keys that mean something for the classifier.
+CLASSIFIER_SPACE_KEYS = ("activation", "pooling", "learning_rate", "batch_size", "augment_strength")
+
+
+class ClassifierTask(SegmenterTask):
+    """Tune :func:`gliomics.training.fit.fit_classifier` on validation ROC AUC.
+
+    ``base`` is the profile's :class:`gliomics.config.ClassifierParams`.
+    """
+
+    name = "classifier"
+    metric = "val_roc_auc"
+    epoch_metrics = ("loss", "accuracy", "val_roc_auc", "val_accuracy", "val_f1", "val_loss", "lr", "seconds",
+                     "val_seconds")
+
+    def check(self) -> None:
+        from gliomics.models.classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
+        from gliomics.models.options import CLASSIFIER_ARCH, canonical_arch
+
+        space = self.tune.space
+        if [canonical_arch(a) for a in space.arch] != [CLASSIFIER_ARCH]:
+            raise GliomicsError(f"tune.space.arch: the classifier search needs [{CLASSIFIER_ARCH}], got {space.arch}")
+        for key, allowed in (("activation", CLASSIFIER_ACTIVATIONS), ("pooling", tuple(HEAD_POOLING_LAYERS))):
+            unknown = [v for v in getattr(space, key) if v not in allowed]
+            if unknown:
+                raise GliomicsError(f"tune.space.{key}: unknown {unknown}; allowed: {', '.join(allowed)}")
+        search_space.check_low_fidelity(self.tune.low_fidelity)
+        if self.tune.low_fidelity.image_size % 32 or self.base.image_size % 32:
+            raise GliomicsError("tune.low_fidelity.image_size and classifier.image_size must be multiples of 32")
+
+    def settings(self, values: dict, fidelity: str):
+        model = {k: v for k, v in self.base.model.items() if k not in ("activation", "head_pooling", "input_shape")}
+        for key, extra in (self.tune.model_options or {}).items():
+            if key == model.get("arch"):
+                model.update(extra)
+        model.update(activation=values["activation"], head_pooling=values["pooling"])
+        settings = dataclasses.replace(
+            self.base, model=model, learning_rate=float(values["learning_rate"]),
+            batch_size=int(values["batch_size"]),
+            augment=search_space.scale_augment(self.base.augment, values["augment_strength"]))
+        if fidelity == LOW:
+            settings = search_space.low_fidelity(settings, self.tune.low_fidelity)
+        return settings
+
+    def train_trial(self, settings, fidelity: str, on_epoch_end, work_dir) -> TrialResult:
+        import tensorflow as tf
+
+        from gliomics.training.fit import fit_classifier
+
+        tf.keras.backend.clear_session()  # free the previous trial's graph
+        patients = self.low_patients if fidelity == LOW else self.train_patients
+        result = fit_classifier(self._stores[fidelity], patients, self.val_patients, settings,
+                                checkpoint_dir=Path(work_dir), on_epoch_end=on_epoch_end)
+        value = result.best_score
+        return TrialResult(value=float(value) if value is not None else math.nan, best_epoch=result.best_epoch,
+                           epochs_run=result.epochs_run, history=result.history, model=result.model,
+                           model_config=result.model_config)
+
+    def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
+        from gliomics.stages.classifier import save_classifier
+
+        return save_classifier(result.model, self._preprocessing(fidelity), result.model_config, path,
+                               min_area_px=self.base.min_area_px, **metadata)
+
+    def log_model(self, result: TrialResult, fidelity: str, **metadata) -> None:
+        from gliomics.stages.classifier import log_classifier
+
+        log_classifier(result.model, self._preprocessing(fidelity), result.model_config,
+                       min_area_px=self.base.min_area_px, **metadata)

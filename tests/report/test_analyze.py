@@ -1,0 +1,179 @@
+"""`gliomics analyze`: one patient's folder → report.html, features.csv, masks/; bad input → one line, no OUT."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gliomics.cli import main
+from gliomics.errors import GliomicsError
+from gliomics.models.preprocessing import Preprocessing
+from gliomics.stages.analyze import check_patient_folder
+from tests.test_evaluate_segment import SIZE, save_local
+
+
+@pytest.fixture
+def patient_dir(small_cohort, tmp_path) -> Path:
+    """One synthetic patient's folder, images only (as a new patient arrives)."""
+    source = sorted(p for p in small_cohort.iterdir() if p.is_dir())[0]
+    target = tmp_path / "incoming" / source.name
+    target.mkdir(parents=True)
+    for image in source.glob("*.tif"):
+        if not image.name.endswith("_mask.tif"):
+            shutil.copy2(image, target / image.name)
+    return target
+
+
+def _args(patient_dir, out, model, reports: Path, cohort: Path, *extra):
+    return ["analyze", "--input", str(patient_dir), "--out", str(out), "--model", str(model),
+            "--reference", str(reports / "features" / "features_truth.csv"),
+            "--associations", str(reports / "associations" / "truth"), "--clinical", str(cohort / "data.csv"),
+            *extra]
+
+
+def test_analyze_writes_report_features_and_masks(patient_dir, stub_segmenter, full_reports, small_cohort,
+                                                  tmp_path, capsys):
+    import tifffile
+
+    out = tmp_path / "out"
+    assert main(_args(patient_dir, out, stub_segmenter, full_reports, small_cohort)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.csv", "masks", "report.html"]
+
+    n_slices = len(list(patient_dir.glob("*.tif")))
+    masks = sorted((out / "masks").glob("*_mask.tif"))
+    assert len(masks) == n_slices
+    volume = np.stack([tifffile.imread(m) for m in masks])
+    assert volume.shape[1:] == (256, 256) and volume.dtype == np.uint8 and set(np.unique(volume)) <= {0, 255}
+    assert volume.any()  # the FLAIR stub finds the bright synthetic tumour
+
+    features = pd.read_csv(out / "features.csv")
+    assert len(features) == 1 and features.loc[0, "folder"] == patient_dir.name
+    assert features.loc[0, "status"] == "ok" and features.loc[0, "tumour_voxels"] == int((volume > 0).sum())
+    reference = pd.read_csv(full_reports / "features" / "features_truth.csv")
+    assert set(reference.columns) - {"histological_type"} <= set(features.columns)
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for title in ("Patient", "Segmentation", "Features", "What the cohort analysis says"):
+        assert f"<h2>{title}</h2>" in page
+    assert page.count("data:image/png;base64,") == 3  # largest slices, 3D volume, feature positions
+    assert "percentile" in page and "among all patients of the reference cohort" in page  # the planted association
+    assert "not a diagnosis" in page
+    stdout = capsys.readouterr().out
+    assert stdout.startswith(f"analyze: {patient_dir.name}: {n_slices} slices")
+
+
+def test_analyze_without_reference_still_reports(patient_dir, stub_segmenter, tmp_path):
+    from gliomics.config import params_from_dict
+    from gliomics.stages.analyze import run_analyze
+
+    out = tmp_path / "out"
+    summary = run_analyze(patient_dir, out, params_from_dict({}), model_uri=stub_segmenter,
+                          reference_csv=tmp_path / "none.csv", associations=tmp_path / "none")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "The reference cohort not available yet" in page and summary["tumour_voxels"] > 0
+    assert set(summary["timings"]) == {"checking input", "loading model", "reading slices", "segmenting",
+                                       "features", "report"}
+
+
+def test_gate_that_sees_no_tumour_empties_the_masks(patient_dir, stub_segmenter, tmp_path):
+    import tensorflow as tf
+
+    from gliomics.config import params_from_dict
+    from gliomics.stages.analyze import run_analyze
+
+    inputs = tf.keras.Input((SIZE, SIZE, 3))
+    pooled = tf.keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = tf.keras.layers.Dense(1, activation="sigmoid")
+    model = tf.keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.zeros((3, 1), np.float32), np.array([-10.0], np.float32)])  # p(tumour) ~ 0
+    gate = save_local(model, tmp_path / "gate", Preprocessing(image_size=SIZE))
+
+    summary = run_analyze(patient_dir, tmp_path / "out", params_from_dict({}), model_uri=stub_segmenter,
+                          gate_uri=str(gate), reference_csv=tmp_path / "none.csv")
+    assert summary["n_gated_out"] == summary["n_slices"] and summary["tumour_voxels"] == 0
+    assert pd.read_csv(tmp_path / "out" / "features.csv").loc[0, "status"] == "empty mask"
+
+
+def _empty(d: Path) -> None:
+    for f in d.iterdir():
+        f.unlink()
+
+
+def _write_small_image(d: Path) -> None:
+    import tifffile
+
+    name = sorted(d.glob("*.tif"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))[2].name
+    tifffile.imwrite(d / name, np.zeros((128, 128, 3), np.uint8))
+
+
+BAD_INPUTS = {
+    "empty folder": (_empty, "empty folder"),
+    "non-tif file": (lambda d: (d / "notes.txt").write_text("x"), "not a .tif slice: notes.txt"),
+    "wrong image size": (_write_small_image, "image is 128x128x3 uint8, expected 256x256x3"),
+    "gap in slice numbers": (lambda d: next(d.glob("*_3.tif")).unlink(), "gaps in the slice numbers: missing 3"),
+    "two patients": (lambda d: shutil.copy2(next(d.glob("*_1.tif")), d / "TCGA_ZZ_9999_20000101_1.tif"),
+                     "more than one patient"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_no_output(problem, patient_dir, stub_segmenter, tmp_path, capsys):
+    damage, message = BAD_INPUTS[problem]
+    damage(patient_dir)
+    out = tmp_path / "out"
+    assert main(["analyze", "--input", str(patient_dir), "--out", str(out), "--model", stub_segmenter]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("gliomics analyze: error:")
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_no_champion_registered(patient_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["analyze", "--input", str(patient_dir), "--out", str(out)]) == 2  # default: @champion
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "models:/gliomics-segmenter@champion: no champion segmenter registered" in line
+    assert not out.exists()
+
+
+def test_failure_after_segmentation_leaves_no_partial_output(patient_dir, stub_segmenter, tmp_path, monkeypatch):
+    from gliomics.config import params_from_dict
+    from gliomics.stages import analyze
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.html").write_text("an earlier analysis")
+
+    def broken(*args, **kwargs):
+        raise GliomicsError("disk full")
+
+    monkeypatch.setattr("gliomics.stages.segment.write_mask", broken)
+    with pytest.raises(GliomicsError, match="disk full"):
+        analyze.run_analyze(patient_dir, out, params_from_dict({}), model_uri=stub_segmenter,
+                            reference_csv=tmp_path / "none.csv")
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]
+    assert (out / "report.html").read_text() == "an earlier analysis"  # the earlier output is untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_folder_checks_accept_masks_and_refuse_cohorts_and_foreign_output(patient_dir, small_cohort, tmp_path):
+    from gliomics.stages.analyze import check_out_dir
+
+    source = next(p for p in small_cohort.iterdir() if p.name == patient_dir.name)
+    shutil.copy2(next(source.glob("*_1_mask.tif")), patient_dir)
+    folder, slices = check_patient_folder(patient_dir)
+    assert folder == patient_dir.name and [n for n, _ in slices] == list(range(1, len(slices) + 1))
+    with pytest.raises(GliomicsError, match="not a cohort"):
+        check_patient_folder(small_cohort)
+    with pytest.raises(GliomicsError, match="no such folder"):
+        check_patient_folder(tmp_path / "absent")
+    other = tmp_path / "home"
+    other.mkdir()
+    (other / "thesis.docx").write_text("precious")
+    with pytest.raises(GliomicsError, match="not an earlier analyze output"):
+        check_out_dir(other, patient_dir)
+    with pytest.raises(GliomicsError, match="must not be the input"):
+        check_out_dir(patient_dir / "out", patient_dir)
