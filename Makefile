@@ -30,8 +30,10 @@ demo: setup
 	$(BIN)/dvc repro
 	$(BIN)/gliomics summary
 
-## test: set up and run the test suite
+## test: set up and run the test suite (first installs Chromium and PostgreSQL for the browser and
+## scale-out tests when root on Debian/Ubuntu; elsewhere those tests skip, saying why)
 test: setup
+	bash scripts/install-test-system-deps.sh
 	$(BIN)/python -m pytest
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs the registry)

@@ -156,6 +156,7 @@ def test_register_promote_and_list(small_cohort, splits, tmp_path, capsys):
     card_files = [a.path for a in client.list_artifacts(v1.run_id, "model_card")]
     assert card_files == ["model_card/model_card.md"]
     card = (tmp_path / "reg1" / "model_card.md").read_text()
+    assert v1.description == card  # the UI renders it on the version page
     assert card.startswith(f"# Model card: {NAME} version 1") and "demo-study" in card
     assert f"{first['test_mean_dice_3d']:.4f}" in card and "synthetic demo cohort" in card
     assert "## Limitations" in card and "## Intended use" in card
@@ -288,3 +289,48 @@ def test_segment_defaults_to_the_champion_and_says_how_to_promote(small_cohort, 
 def test_models_on_an_empty_store(capsys):
     assert main(["models"]) == 0
     assert "no registered models yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["register", "promote", "models"])
+def test_registry_commands_have_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and f"usage: gliomics {command}" in capsys.readouterr().out
+
+
+def test_model_card_renders_every_section():
+    from gliomics.registry.model_card import render_model_card
+
+    card = render_model_card("m", 4, intended_use="Research.", selection={"trial": 3, "lr": 0.001234},
+                             training={"model": {"arch": "Unet", "backbone": "resnet18"}}, metrics={"test dice": 0.8},
+                             evaluation="On 3 patients.", provenance={"git commit": "abc|def"},
+                             limitations=["Small test set."])
+    assert card.splitlines()[0] == "# Model card: m version 4" and "`models:/m/4`" in card
+    for heading in ("Intended use", "How it was chosen", "Training settings", "Performance", "Provenance",
+                    "Limitations"):
+        assert f"## {heading}" in card
+    assert "| lr | 0.0012 |" in card and "| model | arch=Unet, backbone=resnet18 |" in card
+    assert "| git commit | abc/def |" in card and "- Small test set." in card  # a | would break the table
+
+
+def test_a_long_card_is_cut_in_the_description_but_whole_in_the_artifact(tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from gliomics import tracking
+    from gliomics.registry.register import MAX_TAG_CHARS, attach_model_card, register_version
+
+    tracking.ensure_experiment("tune")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tmp_path / "model"), "model")
+    info = register_version(NAME, f"runs:/{run.info.run_id}/model", tags={"test_mean_dice_3d": 0.5, "params": [1]})
+    assert info["version"] == 1 and info["metrics"] == {"test_mean_dice_3d": 0.5} and info["tags"]["params"] == "[1]"
+    card = "# Model card\n" + "".join(f"| row {i} | {'x' * 60} |\n" for i in range(200))
+    uri = attach_model_card(info, card)
+    description = MlflowClient().get_model_version(NAME, "1").description
+    assert len(description) <= MAX_TAG_CHARS and description.startswith("# Model card\n| row 0 |")
+    assert description.endswith(f"(cut here: the whole card is {uri})\n")
+    local = mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl"))
+    assert Path(local).read_text() == card

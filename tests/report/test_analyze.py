@@ -177,3 +177,19 @@ def test_folder_checks_accept_masks_and_refuse_cohorts_and_foreign_output(patien
         check_out_dir(other, patient_dir)
     with pytest.raises(GliomicsError, match="must not be the input"):
         check_out_dir(patient_dir / "out", patient_dir)
+
+
+def test_analyze_a_real_patient(real_cohort, stub_segmenter, full_reports, tmp_path):
+    """A real Kaggle patient folder (restored from ../shared; skipped when absent) goes through as well."""
+    source = sorted(p for p in real_cohort.iterdir() if p.is_dir())[0]
+    patient = tmp_path / source.name
+    patient.mkdir()
+    for image in source.glob("*.tif"):
+        if not image.name.endswith("_mask.tif"):
+            shutil.copy2(image, patient / image.name)
+    out = tmp_path / "out"
+    assert main(_args(patient, out, stub_segmenter, full_reports, real_cohort)) == 0
+    features = pd.read_csv(out / "features.csv")
+    assert features.loc[0, "folder"] == source.name
+    assert len(list((out / "masks").glob("*_mask.tif"))) == len(list(patient.glob("*.tif")))
+    assert "<h2>Features</h2>" in (out / "report.html").read_text(encoding="utf-8")

@@ -148,26 +148,28 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(inputs, tmp_pa
 
     data, manifest, splits = inputs
     params_file = write_params(tmp_path / "params.yaml", n_trials=3,
-                               low_fidelity={**TINY_TUNE["low_fidelity"], "epochs": 3, "steps_per_epoch": 3})
+                               low_fidelity={**TINY_TUNE["low_fidelity"], "epochs": 4, "steps_per_epoch": 3})
     paths = tune_paths(tmp_path)
     command = [sys.executable, "-m", "gliomics.cli", "--params", str(params_file), "tune", "--data", str(data),
                "--manifest", str(manifest), "--splits", str(splits), "--storage", paths["storage"],
                "--reports", str(paths["reports_dir"]), "--out", str(paths["model_dir"]),
                "--work-dir", str(paths["work_dir"]), "--store-root", str(paths["store_root"])]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    before, killed = None, None
+    log = tmp_path / "killed_run.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    before, killed, storage = None, None, None
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.3)
-            try:
-                names = optuna.get_all_study_names(paths["storage"])
+            time.sleep(0.2)
+            try:  # one connection, opened once the database exists (opening one is slow)
+                storage = storage or optuna.storages.RDBStorage(paths["storage"])
+                low_names = [s.study_name for s in storage.get_all_studies() if not s.study_name.endswith("-full")]
+                if not low_names:
+                    continue
+                trials = optuna.load_study(study_name=low_names[0], storage=storage).trials
             except Exception:  # the database is still being created
                 continue
-            low_names = [n for n in names if not n.endswith("-full")]
-            if not low_names:
-                continue
-            trials = optuna.load_study(study_name=low_names[0], storage=paths["storage"]).trials
             finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
             running = [t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
             if finished and running:
@@ -179,7 +181,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(inputs, tmp_pa
         if process.poll() is None and killed is None:
             process.kill()
         process.wait()
-    assert killed is not None, "the tune process ended before it could be killed mid-trial"
+    assert killed is not None, "the tune process ended before it could be killed mid-trial:\n" + log.read_text()[-3000:]
     study_name = low_names[0]
 
     best = run_tune(load_params(params_file), data, manifest, splits, **paths)

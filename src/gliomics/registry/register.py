@@ -63,5 +63,10 @@ def attach_model_card(info: dict, card_markdown: str) -> str:
         path = Path(tmp) / CARD_FILE
         path.write_text(card_markdown, encoding="utf-8")
         client().log_artifact(run_id, str(path), CARD_ARTIFACT_DIR)
-    client().update_model_version(info["name"], str(info["version"]), description=card_markdown[:MAX_TAG_CHARS])
-    return f"runs:/{run_id}/{CARD_ARTIFACT_DIR}/{CARD_FILE}"
+    uri = f"runs:/{run_id}/{CARD_ARTIFACT_DIR}/{CARD_FILE}"
+    description = card_markdown
+    if len(description) > MAX_TAG_CHARS:  # the store's limit on descriptions: cut, and point to the whole card
+        note = f"\n\n… (cut here: the whole card is {uri})\n"
+        description = description[: MAX_TAG_CHARS - len(note)].rsplit("\n", 1)[0] + note
+    client().update_model_version(info["name"], str(info["version"]), description=description)
+    return uri

@@ -147,9 +147,10 @@ def segmenter_card(info: dict, best: dict, evaluation: dict, *, n_test_patients:
         if evaluation.get(key) is not None:
             metrics[label] = float(evaluation[key])
     worst = ", ".join(f"{w['patient']} ({w['dice_3d']:.3f})" for w in evaluation.get("worst_patients", [])[:3])
+    settings = ", ".join(f"{k}={v}" for k, v in post.items())
     evaluation_text = (
         f"Internal test: the {n_test_patients} patients of the split's `test` part, held out from training and "
-        f"from the search; scored by `gliomics evaluate` after post-processing ({', '.join(f'{k}={v}' for k, v in post.items())}). "
+        f"from the search; scored by `gliomics evaluate` after post-processing ({settings}). "
         f"Dice of two empty volumes counts as 1. Lowest 3D Dice: {worst or 'n/a'}."
     )
     provenance = {
