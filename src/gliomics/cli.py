@@ -304,6 +304,8 @@ def cmd_ui(args) -> int:
                "--port", str(args.port), "--workers", str(args.workers)]
     if uri == default_tracking_uri():
         command += ["--default-artifact-root", artifact_root()]
+    # MLflow 3 otherwise starts ~8 background job workers we never use.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # Become the MLflow process, so that Ctrl-C and signals reach it directly.
     os.execv(sys.executable, command)
     return 0  # not reached
