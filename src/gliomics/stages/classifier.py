@@ -111,29 +111,15 @@ def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int
 
 
 def plot_learning_curves(history, path) -> Path:
-    import matplotlib
+    """The segmenter's learning-curve figure with the classifier's loss and score columns."""
+    from gliomics.stages.train import plot_learning_curves as plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = history["epoch"]
-    ax_loss.plot(epochs, history["loss"], marker="o", label="training loss")
-    ax_loss.plot(epochs, history["val_loss"], marker="o", label="validation loss")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("binary cross-entropy")
-    ax_loss.legend()
-    for column, label in (("accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
-                          ("val_roc_auc", "validation ROC AUC")):
-        ax_score.plot(epochs, history[column], marker="o", label=label)
-    ax_score.set_xlabel("epoch")
-    ax_score.set_ylim(0, 1.02)
-    ax_score.legend()
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return plot_curves(history, path,
+                       losses=(("loss", "training loss"), ("val_loss", "validation loss")),
+                       loss_label="binary cross-entropy",
+                       scores=(("accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
+                               ("val_roc_auc", "validation ROC AUC")),
+                       score_label=None, score_top=1.02)
 
 
 def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir="models/classifier",
