@@ -124,23 +124,28 @@ def cmd_tune(args) -> int:
 
     params = _params(args)
     common = dict(storage=args.storage, study=args.study, n_trials=args.n_trials, timeout=args.timeout,
-                  store_root=args.store_root, work_dir=args.work_dir)
+                  store_root=args.store_root, work_dir=args.work_dir, task=args.task)
     data = args.data or params.data.raw
     if args.worker:
         ran = tune.run_worker(params, data, args.manifest, args.splits, phase=args.phase, trials=args.worker_trials,
                               parent_run_id=args.parent_run_id, log_mlflow=not args.no_mlflow, **common)
         print(f"tune worker: ran {ran} {args.phase}-fidelity trial(s)", file=sys.stderr)
         return 0
+    reports = args.reports or tune.REPORTS_DIRS[args.task]
+    out = args.out or tune.MODEL_DIRS[args.task]
     best = tune.run_tune(params, data, args.manifest, args.splits, workers=args.workers,
-                         log_mlflow=not args.no_mlflow, reports_dir=args.reports, model_dir=args.out,
+                         log_mlflow=not args.no_mlflow, reports_dir=reports, model_dir=out,
                          params_file=args.params, **common)
     chosen = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best["params"].items()))
-    print(f"tune: study {best['study_name']}: {best['n_trials']} low-fidelity trials ({best['n_complete']} complete, "
-          f"{best['n_pruned']} pruned, {best['n_failed']} failed), {best['n_full']} at full fidelity, "
-          f"{best['seconds']:.0f} s")
-    print(f"tune: best validation per-patient 3D Dice {best['val_dice_3d']:.3f} (full-fidelity trial "
-          f"{best['trial_number']}): {chosen}")
-    print(f"tune: model {args.out} and {best['model_uri']}; reports in {args.reports}")
+    print(f"tune: {args.task} study {best['study_name']} ({best['sampler']}): {best['n_trials']} low-fidelity "
+          f"trials ({best['n_complete']} complete, {best['n_pruned']} pruned, {best['n_failed']} failed), "
+          f"{best['n_full']} at full fidelity, {best['seconds']:.0f} s")
+    print(f"tune: best validation {best['metric']} {best['val_value']:.3f} ({best['fidelity']}-fidelity trial "
+          f"{best['trial_number']}): {chosen or 'nothing searched'}")
+    if best["model_uri"]:
+        print(f"tune: model {out} and {best['model_uri']}; reports in {reports}")
+    else:
+        print(f"tune: no model (promote_top_k 0: no full-fidelity phase); reports in {reports}")
     return 0
 
 
@@ -393,10 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("tune", help="Optuna search of the segmenter (settings: tune.<profile> in params)",
-                       description="Multi-fidelity Optuna search (seeded TPE, pruning on the per-epoch validation "
-                       "per-patient 3D Dice), the best configurations retrained at full fidelity; every trial a "
-                       "nested MLflow run. Re-running continues the same study.")
+    p = sub.add_parser("tune", help="Optuna search of the segmenter or slice classifier (settings: "
+                       "tune.<profile> / tune_classifier.<profile> in params)",
+                       description="Multi-fidelity Optuna search (seeded TPE with pruning on the per-epoch "
+                       "validation metric, or an exhaustive grid), the best configurations retrained at full "
+                       "fidelity; every trial a nested MLflow run. Re-running continues the same study.")
+    p.add_argument("--task", choices=["segmenter", "classifier"], default="segmenter",
+                   help="segmenter (tune.<profile>, metric val_dice_3d) or classifier (tune_classifier.<profile>, "
+                   "val_roc_auc) (default: %(default)s)")
     p.add_argument("--data", help="cohort folder (default: data.raw from params)")
     p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
     p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
@@ -405,8 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="override tune.n_trials (finished low-fidelity trials)")
     p.add_argument("--timeout", type=float, help="override tune.timeout (seconds of trials; 0: none)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default: 1)")
-    p.add_argument("--reports", default="reports/tune", help="default: %(default)s")
-    p.add_argument("--out", default="models/tuned", help="the best model's local MLflow folder (default: %(default)s)")
+    p.add_argument("--reports", help="default: reports/tune (segmenter), reports/classifier/tune (classifier)")
+    p.add_argument("--out", help="the best model's local MLflow folder (default: models/tuned, "
+                   "models/tuned_classifier)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log runs to MLflow")
     # Set by the coordinator for its worker processes (or by hand to join a search from another machine).
     p.add_argument("--worker", action="store_true", help="run trials of an existing search only (no reports)")

@@ -206,18 +206,28 @@ class TuneParams:
     n_trials: int = 20
     #: Stop starting new trials once this many seconds of trial time are spent (0: no limit).
     timeout: float = 0.0
-    #: Seed of the TPE sampler and of the low-fidelity patient subset.
+    #: tpe (seeded TPE over the space, the pruned search) or grid (every combination of the
+    #: categorical choices once: optuna GridSampler; ranges must then be fixed to one value).
+    sampler: str = "tpe"
+    #: Seed of the sampler (TPE draws, grid order) and of the low-fidelity patient subset.
     sampler_seed: int = 0
     #: Random trials before TPE takes over.
     startup_trials: int = 10
     #: Pruner: {name: hyperband | successive_halving | median | none, ...its arguments}.
     pruner: dict = field(default_factory=lambda: {"name": "hyperband"})
-    #: Best distinct low-fidelity configurations retrained at full fidelity (the profile's train settings).
+    #: Best distinct low-fidelity configurations retrained at full fidelity (the profile's train settings);
+    #: 0: no full-fidelity phase (best.json then describes the best low-fidelity trial, without a model).
     promote_top_k: int = 2
     space: TuneSpaceParams = field(default_factory=TuneSpaceParams)
     #: Fixed builder arguments per arch, e.g. {plain_unet: {base_filters: 8}, Unet: {decoder_filters: [...]}}.
     model_options: dict = field(default_factory=dict)
     low_fidelity: LowFidelityParams = field(default_factory=LowFidelityParams)
+
+
+#: ``tune.<profile>.sampler`` values.
+TUNE_SAMPLERS = ("tpe", "grid")
+#: ``gliomics tune --task`` -> the params section holding its search settings.
+TUNE_SECTIONS = {"segmenter": "tune", "classifier": "tune_classifier"}
 
 
 def _build_tune(values: dict, where: str) -> TuneParams:
@@ -229,16 +239,30 @@ def _build_tune(values: dict, where: str) -> TuneParams:
         if not isinstance(section, dict):
             raise GliomicsError(f"{where}.{key}: expected a mapping, got {section!r}")
         nested[key] = _build(cls, section, f"{where}.{key}")
-    return dataclasses.replace(_build(TuneParams, values, where), **nested)
+    tune = dataclasses.replace(_build(TuneParams, values, where), **nested)
+    if tune.sampler not in TUNE_SAMPLERS:
+        raise GliomicsError(f"{where}.sampler: expected one of {', '.join(TUNE_SAMPLERS)}, got {tune.sampler!r}")
+    if tune.promote_top_k < 0:
+        raise GliomicsError(f"{where}.promote_top_k: must be >= 0, got {tune.promote_top_k}")
+    return tune
 
 
-def _tune_profiles(section, source: str) -> dict:
+def _tune_profiles(section, source: str, name: str = "tune") -> dict:
     if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
-        raise GliomicsError(f"{source}: section 'tune' must map profiles ({', '.join(PROFILES)}) to settings")
+        raise GliomicsError(f"{source}: section '{name}' must map profiles ({', '.join(PROFILES)}) to settings")
     unknown = sorted(set(section) - set(PROFILES))
     if unknown:
-        raise GliomicsError(f"{source}: tune: unknown profile(s) {', '.join(unknown)}")
-    return {profile: _build_tune(values, f"{source}: tune.{profile}") for profile, values in section.items()}
+        raise GliomicsError(f"{source}: {name}: unknown profile(s) {', '.join(unknown)}")
+    return {profile: _build_tune(values, f"{source}: {name}.{profile}") for profile, values in section.items()}
+
+
+def _default_classifier_tune() -> TuneParams:
+    """A tiny classifier search (the demo's) for params files without ``tune_classifier``."""
+    return TuneParams(study_name="demo-classifier", n_trials=2, startup_trials=2, pruner={"name": "none"},
+                      promote_top_k=1,
+                      space=TuneSpaceParams(arch=["resnet_classifier"], activation=["relu", "elu"],
+                                            pooling=["avg"], loss=["bce"], learning_rate=[1e-3]),
+                      low_fidelity=LowFidelityParams(image_size=32, epochs=1, steps_per_epoch=4))
 
 
 #: What ``gliomics register`` does with the version it registers (register.promote).
@@ -276,6 +300,8 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     #: Hyper-parameter search settings per profile; :meth:`tune_settings` picks the active one.
     tune: dict = field(default_factory=lambda: {"demo": TuneParams()})
+    #: Slice classifier search settings per profile (``gliomics tune --task classifier``).
+    tune_classifier: dict = field(default_factory=lambda: {"demo": _default_classifier_tune()})
     #: Sections that no typed dataclass covers yet (added by later stages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -291,11 +317,16 @@ class Params:
             raise GliomicsError(f"params: no classifier.{self.profile} settings for profile {self.profile!r}")
         return self.classifier[self.profile]
 
-    def tune_settings(self) -> TuneParams:
-        """The hyper-parameter search settings of the active profile."""
-        if self.profile not in self.tune:
-            raise GliomicsError(f"params: no tune.{self.profile} settings for profile {self.profile!r}")
-        return self.tune[self.profile]
+    def tune_settings(self, task: str = "segmenter") -> TuneParams:
+        """The hyper-parameter search settings of the active profile for ``task``
+        (segmenter: ``tune``, classifier: ``tune_classifier``)."""
+        if task not in TUNE_SECTIONS:
+            raise GliomicsError(f"tune: unknown task {task!r}; allowed: {', '.join(TUNE_SECTIONS)}")
+        section = TUNE_SECTIONS[task]
+        settings = getattr(self, section)
+        if self.profile not in settings:
+            raise GliomicsError(f"params: no {section}.{self.profile} settings for profile {self.profile!r}")
+        return settings[self.profile]
 
 
 _SECTIONS = {
@@ -346,6 +377,8 @@ def params_from_dict(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
         raise GliomicsError(f"{source}: train: unknown profile(s) {', '.join(unknown_profiles)}")
     typed_train = {name: _build(TrainParams, values, f"{source}: train.{name}") for name, values in train.items()}
     sections["tune"] = _tune_profiles(raw.pop("tune", None) or {}, source) or {"demo": TuneParams()}
+    sections["tune_classifier"] = (_tune_profiles(raw.pop("tune_classifier", None) or {}, source, "tune_classifier")
+                                   or {"demo": _default_classifier_tune()})
     typed_classifier = _profiles(raw.pop("classifier", None) or {}, ClassifierParams, "classifier", source)
     return Params(profile=profile, extra=raw, train=typed_train or {"demo": TrainParams()},
                   classifier=typed_classifier or {"demo": ClassifierParams()}, **sections)

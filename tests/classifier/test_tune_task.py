@@ -73,7 +73,7 @@ def test_one_low_and_one_full_trial_through_the_search(small_cohort, inputs, tmp
 
 
 def test_space_is_checked_for_the_classifier(small_cohort, inputs):
-    with pytest.raises(GliomicsError, match="tune.space.arch: the classifier search needs"):
+    with pytest.raises(GliomicsError, match="tune_classifier.space.arch: the classifier search needs"):
         make_task(small_cohort, inputs, arch=["Unet"]).check()
-    with pytest.raises(GliomicsError, match="tune.space.activation: unknown"):
+    with pytest.raises(GliomicsError, match="tune_classifier.space.activation: unknown"):
         make_task(small_cohort, inputs, activation=["tanh"]).check()

@@ -47,6 +47,25 @@ def test_plain_unet_default_is_buda_sized():
     assert no_bn.output_shape == (None, 32, 32, 3)
 
 
+def test_batch_norm_momentum_follows_the_pytorch_reference():
+    """PyTorch's BatchNorm2d momentum 0.1 is Keras' 0.9: one batch moves the moving mean by 10 %."""
+    def bn_layers(model):
+        return [l for l in model.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+
+    default = gm.build_plain_unet(**SMALL)
+    assert {l.momentum for l in bn_layers(default)} == {0.9}
+    slow = gm.build_plain_unet(**SMALL, bn_momentum=0.99)
+    assert {l.momentum for l in bn_layers(slow)} == {0.99}
+    # One training-mode step: moving_mean = 0.9 * 0 + 0.1 * batch mean.
+    layer = default.get_layer("enc1_bn1")
+    assert np.allclose(layer.moving_mean.numpy(), 0)
+    batch = tiny_batch(size=32)
+    conv_out = tf.keras.Model(default.input, default.get_layer("enc1_conv1").output)(batch).numpy()
+    default(batch, training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.1 * conv_out.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    assert gm.build_from_config({"arch": "plain_unet", **SMALL, "bn_momentum": 0.5}).get_layer("enc1_bn1").momentum == 0.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -54,6 +73,7 @@ def test_plain_unet_default_is_buda_sized():
         ({"depth": 0}, "depth must be a positive int"),
         ({"activation": "relu6"}, "unknown activation 'relu6'; allowed:"),
         ({"pooling": "average"}, "unknown pooling 'average'; allowed: max, avg"),
+        ({"bn_momentum": 1.0}, r"bn_momentum must be in \[0, 1\)"),
     ],
 )
 def test_plain_unet_bad_options(kwargs, message):

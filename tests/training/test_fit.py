@@ -115,6 +115,29 @@ def test_bf16_and_xla_train(store32, tmp_path):
     assert np.isfinite(result.history["loss"]).all()
 
 
+def test_xla_is_refused_for_segmentation_models_decoders(store32, tmp_path):
+    from gliomics.errors import GliomicsError
+    from gliomics.training.fit import fit_segmenter, xla_cannot_train
+
+    store, train, val = store32
+    unet = {"arch": "unet", "backbone": "resnet18"}
+    with pytest.raises(GliomicsError, match=r"train.xla: XLA cannot train unet .*set xla: false"):
+        fit_segmenter(store, train, val, tiny_params(model=unet, xla=True), checkpoint_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before any work
+    assert xla_cannot_train({"arch": "FPN"}) and not xla_cannot_train(TINY)
+
+
+def test_search_trials_keep_xla_only_where_it_trains():
+    from gliomics.config import TuneParams
+    from gliomics.tuning.tasks import SegmenterTask
+
+    task = SegmenterTask("data", "manifest.csv", "splits.csv", tiny_params(xla=True), TuneParams())
+    values = {"arch": "Unet", "backbone": "resnet18", "activation": "relu", "pooling": "max", "loss": "bce_dice",
+              "learning_rate": 1e-3, "batch_size": 4, "augment_strength": 1.0}
+    assert task.settings(values, "low").xla is False
+    assert task.settings({**values, "arch": "plain_unet"}, "full").xla is True
+
+
 def test_cosine_schedule_and_precision(store32):
     from gliomics.training.fit import learning_rate, resolve_precision
 

@@ -65,6 +65,12 @@ def read_best(path: str | Path) -> dict:
         raise GliomicsError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(best, dict):
         raise GliomicsError(f"{path}: expected a JSON object")
+    if best.get("task", "segmenter") != "segmenter":
+        raise GliomicsError(f"{path}: a {best['task']} search; register it with `gliomics register-classifier "
+                            f"--model-json {path.parent / 'model.json'}`")
+    if best.get("fidelity") == "low" and not best.get("model_uri"):
+        raise GliomicsError(f"{path}: the search had no full-fidelity phase (promote_top_k 0), so there is no model "
+                            "to register; set tune.<profile>.promote_top_k >= 1 and re-run `gliomics tune`")
     missing = [key for key in BEST_KEYS if best.get(key) is None]
     if missing:
         raise GliomicsError(f"{path}: missing key(s) {', '.join(missing)}; re-run `gliomics tune`")

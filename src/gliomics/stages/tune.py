@@ -1,17 +1,37 @@
-"""``gliomics tune``: multi-fidelity Optuna search of the segmenter, logged to MLflow.
+"""``gliomics tune``: multi-fidelity Optuna search of the segmenter (or the slice classifier), logged to MLflow.
 
-1. Low fidelity: ``tune.n_trials`` trials (seeded TPE over ``tune.space``,
-   pruned on the per-epoch validation per-patient 3D Dice) at the
-   ``tune.low_fidelity`` settings, in the study ``<study_name>-<key>``
-   (``key``: a hash of the data, split, manifest, search and training
-   settings, so that changing any of them starts a new study while a
-   re-run with the same ones continues it; ``--study`` names it outright).
+Tasks (``--task``): ``segmenter`` (settings ``tune.<profile>``, base training
+settings ``train.<profile>``, metric ``val_dice_3d``) and ``classifier``
+(``tune_classifier.<profile>``, ``classifier.<profile>``, ``val_roc_auc``);
+see :mod:`gliomics.tuning.tasks` and :mod:`gliomics.tuning.classifier`.
+
+1. Low fidelity: ``n_trials`` trials (seeded TPE over ``space``, pruned on
+   the task's per-epoch validation metric; or, with ``sampler: grid``, every
+   combination of the categorical choices once, at most ``n_trials`` of
+   them) at the ``low_fidelity`` settings, in the study
+   ``<study_name>-<key>`` (``key``: a hash of the data, split, manifest,
+   search and training settings, so that changing any of them starts a new
+   study while a re-run with the same ones continues it; ``--study`` names
+   it outright).
 2. Full fidelity: the ``promote_top_k`` best distinct configurations
    retrained with the profile's own training settings in the study
-   ``<study>-full``; the best one is the tuned model.
+   ``<study>-full``; the best one is the tuned model. ``promote_top_k`` 0
+   skips this phase: the best low-fidelity COMPLETE trial is reported,
+   without a model (``model_uri``/``model_dir`` null).
 3. Reports (``reports_dir``): ``trials.csv``, ``importances.csv``,
-   ``figures/*.png``, ``best.json`` and ``summary.json``; the best model as a
-   local MLflow model in ``model_dir`` (``models/tuned``).
+   ``figures/*.png``, ``best.json`` and ``summary.json`` (plus, for the
+   classifier, ``model.json`` in the shape ``gliomics register-classifier``
+   reads); the best model as a local MLflow model in ``model_dir``
+   (``models/tuned``, ``models/tuned_classifier``).
+
+best.json: ``task``, ``metric``, ``val_value`` and the same number under
+the metric's own name (``val_dice_3d`` / ``val_roc_auc``), ``study_name``,
+``storage``, ``sampler``, ``trial_number``, ``fidelity``, ``promoted_from``,
+``params``, ``train_settings``, ``model_uri``, ``model_dir``,
+``parent_run_id``, ``n_trials``, ``n_complete``, ``n_pruned``, ``n_failed``,
+``n_full``, ``seconds``. summary.json: the counts, ``metric``,
+``best_low_value``, ``best_value``, ``best_low_<metric>``, ``best_<metric>``,
+``sampler``, ``grid_size`` (null for tpe), ``seconds``.
 
 Validation patients are fold ``train.val_fold`` of the split; the test part
 is never read. Seeds: ``train.seed`` for every trial's training,
@@ -46,8 +66,14 @@ from gliomics.errors import GliomicsError
 
 REPORTS_DIR = "reports/tune"
 MODEL_DIR = "models/tuned"
+#: Defaults per task (``--reports``, ``--out``).
+REPORTS_DIRS = {"segmenter": REPORTS_DIR, "classifier": "reports/classifier/tune"}
+MODEL_DIRS = {"segmenter": MODEL_DIR, "classifier": "models/tuned_classifier"}
+TASKS = ("segmenter", "classifier")
 WORK_DIR = "checkpoints/tune"
 STORE_ROOT = "data/arrays_tune"
+#: Written beside best.json by a classifier search: what `gliomics register-classifier --model-json` reads.
+CLASSIFIER_MODEL_JSON = "model.json"
 
 
 @dataclasses.dataclass
@@ -61,16 +87,40 @@ class Search:
     full: object
     n_trials: int
     timeout: float
+    tune: object = None  # the TuneParams of the task and profile
+    grid: dict | None = None  # {name: choices} of a grid search, else None
+    profile: str = ""
+
+    @property
+    def grid_size(self) -> int | None:
+        from gliomics.tuning.space import grid_size
+
+        return None if self.grid is None else grid_size(self.grid)
+
+
+def make_task(params: Params, task: str, data_dir, manifest_csv, splits_csv, store_root=STORE_ROOT):
+    """The :class:`~gliomics.tuning.tasks.TuneTask` of ``task`` with the profile's settings."""
+    if task not in TASKS:
+        raise GliomicsError(f"tune: --task must be one of {', '.join(TASKS)}, got {task!r}")
+    tune = params.tune_settings(task)
+    if task == "classifier":
+        from gliomics.tuning.classifier import ClassifierTask
+
+        return ClassifierTask(data_dir, manifest_csv, splits_csv, params.classifier_settings(), tune,
+                              store_root=store_root)
+    from gliomics.tuning.tasks import SegmenterTask
+
+    return SegmenterTask(data_dir, manifest_csv, splits_csv, params.train_settings(), tune, store_root=store_root)
 
 
 def open_search(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None, study=None,
-                n_trials=None, timeout=None, store_root=STORE_ROOT, build=True) -> Search:
+                n_trials=None, timeout=None, store_root=STORE_ROOT, build=True, task: str = "segmenter") -> Search:
     """Check the settings, prepare the data (array stores) and open both studies."""
     from gliomics.tuning import study as studies
     from gliomics.tuning.pruning import make_pruner
-    from gliomics.tuning.tasks import SegmenterTask
+    from gliomics.tuning.space import grid_search_space
 
-    tune = params.tune_settings()
+    tune = params.tune_settings(task)
     n_trials = tune.n_trials if n_trials is None else int(n_trials)
     timeout = tune.timeout if timeout is None else float(timeout)
     if n_trials < 0 or timeout < 0:
@@ -78,19 +128,22 @@ def open_search(params: Params, data_dir, manifest_csv, splits_csv, *, storage=N
     for path in (manifest_csv, splits_csv):
         if not Path(path).exists():
             raise GliomicsError(f"{path}: missing; run `gliomics validate` and `gliomics split` first")
-    task = SegmenterTask(data_dir, manifest_csv, splits_csv, params.train_settings(), tune, store_root=store_root)
+    task = make_task(params, task, data_dir, manifest_csv, splits_csv, store_root=store_root)
     task.check()
+    grid = (grid_search_space(tune.space, where=f"{task.section}.{params.profile}.sampler")
+            if tune.sampler == "grid" else None)
     pruner = make_pruner(tune.pruner, tune.low_fidelity.epochs)
     url = storage or studies.default_storage_url()
     backend = studies.open_storage(url)
     name = study or f"{tune.study_name}-{studies.study_key(task.key_payload())}"
     task.prepare(build=build)
     low = studies.open_study(backend, name, sampler_seed=tune.sampler_seed, startup_trials=tune.startup_trials,
-                             pruner=pruner)
+                             pruner=pruner, sampler=tune.sampler, grid=grid)
+    # The full study only runs enqueued (promoted) configurations: its sampler never draws.
     full = studies.open_study(backend, name + studies.FULL_SUFFIX, sampler_seed=tune.sampler_seed,
                               startup_trials=tune.startup_trials)
     return Search(task=task, storage_url=url, study_name=name, low=low, full=full, n_trials=n_trials,
-                  timeout=timeout)
+                  timeout=timeout, tune=tune, grid=grid, profile=params.profile)
 
 
 def recover(search: Search, log_mlflow: bool) -> list:
@@ -144,9 +197,13 @@ def _run_workers(commands: list[list[str]]) -> None:
 
 
 def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None, study=None, n_trials=None,
-             timeout=None, workers: int = 1, log_mlflow: bool = True, reports_dir=REPORTS_DIR,
-             model_dir=MODEL_DIR, work_dir=WORK_DIR, store_root=STORE_ROOT, params_file=None) -> dict:
-    """Run (or continue) the search and write its reports; return best.json's content."""
+             timeout=None, workers: int = 1, log_mlflow: bool = True, reports_dir=None,
+             model_dir=None, work_dir=WORK_DIR, store_root=STORE_ROOT, params_file=None,
+             task: str = "segmenter") -> dict:
+    """Run (or continue) the search of ``task`` and write its reports; return best.json's content.
+
+    ``reports_dir``/``model_dir`` default to :data:`REPORTS_DIRS`/:data:`MODEL_DIRS` of the task.
+    """
     from gliomics.tuning.search import promote, run_phase
     from gliomics.tuning.study import is_sqlite, redact, worker_id
     from gliomics.tuning.trials import TrialLogger
@@ -156,19 +213,23 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
     if workers < 1:
         raise GliomicsError(f"tune: --workers must be >= 1, got {workers}")
     search = open_search(params, data_dir, manifest_csv, splits_csv, storage=storage, study=study,
-                         n_trials=n_trials, timeout=timeout, store_root=store_root)
+                         n_trials=n_trials, timeout=timeout, store_root=store_root, task=task)
+    reports_dir = REPORTS_DIRS[task] if reports_dir is None else reports_dir
+    model_dir = MODEL_DIRS[task] if model_dir is None else model_dir
     if workers > 1 and is_sqlite(search.storage_url):
         print(f"tune: warning: {workers} workers share the SQLite file {redact(search.storage_url)}; fine on one "
               "machine, use PostgreSQL (--storage postgresql://…) for more workers or machines", file=sys.stderr)
-    tune = params.tune_settings()
+    tune = search.tune
     recovered = recover(search, log_mlflow)
     for trial in recovered:
         print(f"tune: trial {trial.number} was left RUNNING by a dead process: marked FAIL, configuration "
               "re-enqueued", file=sys.stderr)
 
     shown_storage = redact(search.storage_url)
-    run_params = {"study_name": search.study_name, "storage": shown_storage, "n_trials": search.n_trials,
-                  "timeout": search.timeout, "sampler_seed": tune.sampler_seed, "startup_trials": tune.startup_trials,
+    run_params = {"task": task, "metric": search.task.metric, "study_name": search.study_name,
+                  "storage": shown_storage, "n_trials": search.n_trials, "timeout": search.timeout,
+                  "sampler": tune.sampler, "grid_size": search.grid_size if search.grid is not None else "",
+                  "sampler_seed": tune.sampler_seed, "startup_trials": tune.startup_trials,
                   "pruner": json.dumps(tune.pruner, sort_keys=True), "promote_top_k": tune.promote_top_k,
                   "workers": workers, "train.seed": search.task.base.seed,
                   **{f"space.{k}": json.dumps(v) for k, v in dataclasses.asdict(tune.space).items()},
@@ -184,7 +245,7 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
     else:
         context = nullcontext(None)
 
-    worker_args = {"--params": params_file, "--data": data_dir, "--manifest": manifest_csv, "--splits": splits_csv,
+    worker_args = {"--task": task, "--params": params_file, "--data": data_dir, "--manifest": manifest_csv, "--splits": splits_csv,
                    "--storage": search.storage_url, "--study": search.study_name, "--n-trials": search.n_trials,
                    "--timeout": search.timeout, "--store-root": store_root, "--work-dir": work_dir}
     with context as run:
@@ -193,20 +254,25 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
             import mlflow
 
             mlflow.set_tags({"study_name": search.study_name, "role": "parent", "worker": worker_id(),
-                             "storage": shown_storage})
+                             "storage": shown_storage, "task": task})
             search.low.set_user_attr("mlflow_parent_run_id", parent_run_id)
         logger = TrialLogger(parent_run_id, search.study_name, tags=_child_tags(run))
 
         # 1. low fidelity
+        if search.grid is not None:
+            print(f"tune: grid search over {search.grid_size} configuration(s) "
+                  f"({', '.join(f'{k} x{len(v)}' for k, v in search.grid.items()) or 'nothing searched'}); "
+                  f"budget {min(search.n_trials, search.grid_size)} trial(s)", file=sys.stderr)
         if workers == 1:
             run_phase(search.task, search.low, tune.space, "low", logger=logger, work_dir=work_dir,
-                      study_name=search.study_name, n_trials=search.n_trials, timeout=search.timeout)
+                      study_name=search.study_name, n_trials=search.n_trials, timeout=search.timeout,
+                      grid_size=search.grid_size)
         else:
             _run_workers([_worker_command(worker_args, "low", None, parent_run_id) for _ in range(workers)])
 
-        # 2. promotion to full fidelity
+        # 2. promotion to full fidelity (none with promote_top_k 0)
         promote(search.low, search.full, tune.promote_top_k)
-        pending = _waiting(search.full)
+        pending = _waiting(search.full) if tune.promote_top_k > 0 else 0
         if pending:
             print(f"tune: {pending} configuration(s) promoted to full fidelity", file=sys.stderr)
         n = min(workers, pending)
@@ -226,7 +292,7 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
 
 def run_worker(params: Params, data_dir, manifest_csv, splits_csv, *, storage, study, phase: str,
                n_trials=None, timeout=None, trials=None, parent_run_id=None, log_mlflow: bool = True,
-               work_dir=WORK_DIR, store_root=STORE_ROOT) -> int:
+               work_dir=WORK_DIR, store_root=STORE_ROOT, task: str = "segmenter") -> int:
     """One worker process: run trials of ``phase`` of an existing search; return how many."""
     from gliomics.tuning.search import run_phase
     from gliomics.tuning.trials import TrialLogger
@@ -235,16 +301,17 @@ def run_worker(params: Params, data_dir, manifest_csv, splits_csv, *, storage, s
     if phase not in ("low", "full"):
         raise GliomicsError(f"tune --worker: --phase must be low or full, got {phase!r}")
     search = open_search(params, data_dir, manifest_csv, splits_csv, storage=storage, study=study,
-                         n_trials=n_trials, timeout=timeout, store_root=store_root, build=False)
+                         n_trials=n_trials, timeout=timeout, store_root=store_root, build=False, task=task)
     if not log_mlflow:
         parent_run_id = None
     elif parent_run_id is None:  # joining from another machine: the coordinator's run
         parent_run_id = search.low.user_attrs.get("mlflow_parent_run_id")
     logger = TrialLogger(parent_run_id, search.study_name, tags=_child_tags_of(parent_run_id))
-    tune = params.tune_settings()
+    tune = search.tune
     if phase == "low":
         return run_phase(search.task, search.low, tune.space, "low", logger=logger, work_dir=work_dir,
-                         study_name=search.study_name, n_trials=search.n_trials, timeout=search.timeout)
+                         study_name=search.study_name, n_trials=search.n_trials, timeout=search.timeout,
+                         grid_size=search.grid_size)
     return run_phase(search.task, search.full, tune.space, "full", logger=logger, work_dir=work_dir,
                      study_name=search.full.study_name, max_trials=int(trials or 0))
 
@@ -288,13 +355,18 @@ def _child_tags_of(run_id) -> dict:
 
 
 def write_reports(search: Search, *, reports_dir, model_dir, work_dir, parent_run_id, seconds: float) -> dict:
-    """trials.csv, importances.csv, figures/, best.json, summary.json; the best model to ``model_dir``."""
+    """trials.csv, importances.csv, figures/, best.json, summary.json; the best model to ``model_dir``.
+
+    With ``promote_top_k`` 0 the best low-fidelity COMPLETE trial is reported and no model is copied.
+    """
     from optuna.trial import TrialState
 
     from gliomics.tuning.search import MODEL_DIR as TRIAL_MODEL, trial_dir
     from gliomics.tuning.study import counts, redact
-    from gliomics.tuning.trials import param_importances, plot_study, trials_table
+    from gliomics.tuning.trials import param_importances, plot_study, trial_value, trials_table
 
+    task, tune = search.task, search.tune
+    metric = task.metric
     reports_dir = Path(reports_dir)
     table = trials_table(search.low, search.full)
     io.write_csv(reports_dir / "trials.csv", table)
@@ -304,41 +376,73 @@ def write_reports(search: Search, *, reports_dir, model_dir, work_dir, parent_ru
         tmp.mkdir()
         plot_study(search.low, tmp)
 
-    complete = search.full.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        raise GliomicsError(f"study {search.full.study_name}: no full-fidelity trial completed "
-                            "(see trials.csv and the errors above)")
-    best = max(complete, key=lambda t: (t.value, -t.number))
-    source = trial_dir(work_dir, search.full.study_name, best.number) / TRIAL_MODEL
-    run_id = best.user_attrs.get("mlflow_run_id")
-    _copy_model(source, run_id, model_dir)
     low = counts(search.low)
-    settings = search.task.settings(_values_of(search, best), "full")
+    if tune.promote_top_k > 0:
+        fidelity, study = "full", search.full
+        complete = search.full.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise GliomicsError(f"study {search.full.study_name}: no full-fidelity trial completed "
+                                "(see trials.csv and the errors above)")
+        best = max(complete, key=lambda t: (t.value, -t.number))
+        value = float(best.value)
+    else:
+        fidelity, study = "low", search.low
+        complete = search.low.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise GliomicsError(f"study {search.study_name}: no low-fidelity trial completed "
+                                "(see trials.csv and the errors above)")
+        best = max(complete, key=lambda t: (trial_value(t), -t.number))
+        value = trial_value(best)
+    run_id = best.user_attrs.get("mlflow_run_id")
+    if fidelity == "full":
+        _copy_model(trial_dir(work_dir, study.study_name, best.number) / TRIAL_MODEL, run_id, model_dir)
+        model_uri = f"runs:/{run_id}/model" if run_id else str(model_dir)
+        model_dir = str(model_dir)
+    else:
+        model_uri = model_dir = None
+    settings = task.settings(_values_of(search, best), fidelity)
+    n_full = len(search.full.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) if fidelity == "full" else 0
     result = {
+        "task": task.name,
+        "metric": metric,
         "study_name": search.study_name,
         "storage": redact(search.storage_url),
+        "sampler": tune.sampler,
         "trial_number": best.number,
-        "fidelity": "full",
+        "fidelity": fidelity,
         "promoted_from": best.user_attrs.get("promoted_from"),
-        "val_dice_3d": float(best.value),
+        "val_value": value,
+        metric: value,
         "params": dict(best.params),
         "train_settings": dataclasses.asdict(settings),
-        "model_uri": f"runs:/{run_id}/model" if run_id else str(model_dir),
-        "model_dir": str(model_dir),
+        "model_uri": model_uri,
+        "model_dir": model_dir,
         "parent_run_id": parent_run_id,
         "n_trials": low.complete + low.pruned + low.failed,
         "n_complete": low.complete,
         "n_pruned": low.pruned,
         "n_failed": low.failed,
-        "n_full": len(complete),
+        "n_full": n_full,
         "seconds": round(seconds, 1),
     }
     io.write_json(reports_dir / "best.json", result)
     low_values = table.loc[(table["fidelity"] == "low") & table["state"].isin(["COMPLETE", "PRUNED"]), "value"]
+    best_low = float(low_values.max()) if len(low_values) else None
     io.write_json(reports_dir / "summary.json", {
-        "n_trials": result["n_trials"], "n_complete": low.complete, "n_pruned": low.pruned, "n_failed": low.failed,
-        "n_full": len(complete), "best_low_val_dice_3d": float(low_values.max()) if len(low_values) else None,
-        "best_val_dice_3d": result["val_dice_3d"], "seconds": result["seconds"]})
+        "task": task.name, "metric": metric, "n_trials": result["n_trials"], "n_complete": low.complete,
+        "n_pruned": low.pruned, "n_failed": low.failed, "n_full": n_full, "best_low_value": best_low,
+        "best_value": value, f"best_low_{metric}": best_low, f"best_{metric}": value, "fidelity": fidelity,
+        "sampler": tune.sampler, "grid_size": search.grid_size, "seconds": result["seconds"]})
+    if task.name == "classifier" and model_dir is not None:
+        scores = best.user_attrs.get("best_scores") or {}
+        io.write_json(reports_dir / CLASSIFIER_MODEL_JSON, {
+            "run_id": run_id, "model_uri": model_uri, "model_dir": model_dir, "profile": search.profile,
+            "model_config": best.user_attrs.get("model_config") or settings.model,
+            "best_val_roc_auc": value, "val_accuracy": scores.get("val_accuracy"),
+            "source": "gliomics tune --task classifier", "study_name": search.study_name,
+            "trial_number": best.number})
+    elif (reports_dir / CLASSIFIER_MODEL_JSON).exists():  # an earlier search's: it no longer describes best.json
+        (reports_dir / CLASSIFIER_MODEL_JSON).unlink()
     return result
 
 
@@ -374,10 +478,13 @@ def _log_parent(best: dict, reports_dir) -> None:
 
     reports_dir = Path(reports_dir)
     mlflow.log_params({f"best.{k}": v for k, v in best["params"].items()})
-    mlflow.log_metrics({"best_val_dice_3d": best["val_dice_3d"], "n_complete": best["n_complete"],
+    mlflow.log_metrics({f"best_{best['metric']}": best["val_value"], "n_complete": best["n_complete"],
                         "n_pruned": best["n_pruned"], "n_failed": best["n_failed"], "seconds": best["seconds"]})
-    mlflow.set_tags({"best_trial_number": str(best["trial_number"]), "best_model_uri": best["model_uri"]})
-    for name in ("trials.csv", "importances.csv", "best.json", "summary.json"):
-        mlflow.log_artifact(str(reports_dir / name))
+    mlflow.set_tags({"best_trial_number": str(best["trial_number"]), "best_fidelity": best["fidelity"],
+                     **({"best_model_uri": best["model_uri"]} if best["model_uri"] else {})})
+    names = ["trials.csv", "importances.csv", "best.json", "summary.json", CLASSIFIER_MODEL_JSON]
+    for name in names:
+        if (reports_dir / name).exists() and (name != CLASSIFIER_MODEL_JSON or best["task"] == "classifier"):
+            mlflow.log_artifact(str(reports_dir / name))
     for figure in sorted((reports_dir / "figures").glob("*.png")):
         mlflow.log_artifact(str(figure), artifact_path="figures")

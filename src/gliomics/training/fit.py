@@ -165,6 +165,20 @@ def _check(params: TrainParams, train_patients, val_patients, section: str = "tr
     overlap = sorted(set(train_patients) & set(val_patients))
     if overlap:
         raise GliomicsError(f"patients both in training and validation: {', '.join(overlap)}")
+    if params.xla and xla_cannot_train(params.model):
+        raise GliomicsError(f"{section}.xla: XLA cannot train {params.model.get('arch')} on this CPU (TensorFlow has "
+                            "no XLA kernel for the decoder's ResizeNearestNeighborGrad); set xla: false")
+
+
+def xla_cannot_train(model: dict) -> bool:
+    """Whether ``model`` (a builder config) has the segmentation-models decoders that XLA fails to
+    train (measured 2026-11-26 for Unet/FPN/Linknet: no ResizeNearestNeighborGrad XLA kernel)."""
+    from gliomics.models.options import SM_ARCHITECTURES, canonical_arch
+
+    try:
+        return canonical_arch(model.get("arch")) in SM_ARCHITECTURES
+    except GliomicsError:
+        return False  # an unknown arch is reported by the model builder
 
 
 # ---------------------------------------------------------------- validation

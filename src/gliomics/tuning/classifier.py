@@ -11,9 +11,11 @@ classifier as follows: ``activation`` -> every hidden activation (sigmoid
 allowed here), ``pooling`` -> the global pooling of the head (the thesis'
 "average vs max pooling"; the stem keeps the base model's), ``learning_rate``,
 ``batch_size`` and ``augment_strength`` as for the segmenter. ``arch`` must
-be ``resnet_classifier`` (one choice) and ``backbone``/``loss`` are ignored:
-the depth, width and stem pooling come from the base model
-(``classifier.<profile>.model``) or ``tune.model_options.resnet_classifier``.
+be ``resnet_classifier`` (one choice) and ``backbone``/``loss`` are not
+searched (one value each, ignored): the depth, width and stem pooling come
+from the base model (``classifier.<profile>.model``) or
+``tune_classifier.<profile>.model_options.resnet_classifier``. Settings:
+``tune_classifier.<profile>`` (named in the error messages).
 """
 
 from __future__ import annotations
@@ -37,24 +39,38 @@ class ClassifierTask(SegmenterTask):
     """
 
     name = "classifier"
+    section = "tune_classifier"
     metric = "val_roc_auc"
     epoch_metrics = ("loss", "accuracy", "val_roc_auc", "val_accuracy", "val_f1", "val_loss", "lr", "seconds",
                      "val_seconds")
 
     def check(self) -> None:
         from gliomics.models.classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
-        from gliomics.models.options import CLASSIFIER_ARCH, canonical_arch
+        from gliomics.models.options import CLASSIFIER_ARCH, backbone_has_pooling, canonical_arch
 
-        space = self.tune.space
-        if [canonical_arch(a) for a in space.arch] != [CLASSIFIER_ARCH]:
-            raise GliomicsError(f"tune.space.arch: the classifier search needs [{CLASSIFIER_ARCH}], got {space.arch}")
+        space, where = self.tune.space, f"{self.section}.space"
+        try:
+            archs = [canonical_arch(a) for a in space.arch]
+        except GliomicsError:
+            archs = None
+        if archs != [CLASSIFIER_ARCH]:
+            raise GliomicsError(f"{where}.arch: the classifier search needs [{CLASSIFIER_ARCH}], got {space.arch}")
         for key, allowed in (("activation", CLASSIFIER_ACTIVATIONS), ("pooling", tuple(HEAD_POOLING_LAYERS))):
             unknown = [v for v in getattr(space, key) if v not in allowed]
             if unknown:
-                raise GliomicsError(f"tune.space.{key}: unknown {unknown}; allowed: {', '.join(allowed)}")
-        search_space.check_low_fidelity(self.tune.low_fidelity)
+                raise GliomicsError(f"{where}.{key}: unknown {unknown}; allowed: {', '.join(allowed)}")
+            if not getattr(space, key):
+                raise GliomicsError(f"{where}.{key}: needs at least one value")
+        # sample() would suggest these for a non-plain_unet arch; the classifier has no use for them.
+        if len(space.backbone) != 1 or not backbone_has_pooling(space.backbone[0]) or len(space.loss) != 1:
+            raise GliomicsError(f"{where}: backbone and loss are not searched for the classifier; leave them out")
+        for key in ("learning_rate", "augment_strength", "batch_size"):
+            if not getattr(space, key):
+                raise GliomicsError(f"{where}.{key}: needs at least one value")
+        search_space.check_low_fidelity(self.tune.low_fidelity, f"{self.section}.low_fidelity")
         if self.tune.low_fidelity.image_size % 32 or self.base.image_size % 32:
-            raise GliomicsError("tune.low_fidelity.image_size and classifier.image_size must be multiples of 32")
+            raise GliomicsError(f"{self.section}.low_fidelity.image_size and classifier.image_size must be "
+                                "multiples of 32")
 
     def settings(self, values: dict, fidelity: str):
         model = {k: v for k, v in self.base.model.items() if k not in ("activation", "head_pooling", "input_shape")}
@@ -76,6 +92,7 @@ class ClassifierTask(SegmenterTask):
         from gliomics.training.fit import fit_classifier
 
         tf.keras.backend.clear_session()  # free the previous trial's graph
+        tf.keras.utils.disable_interactive_logging()  # no Keras progress bars between the trial lines
         patients = self.low_patients if fidelity == LOW else self.train_patients
         result = fit_classifier(self._stores[fidelity], patients, self.val_patients, settings,
                                 checkpoint_dir=Path(work_dir), on_epoch_end=on_epoch_end)

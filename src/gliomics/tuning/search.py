@@ -20,8 +20,9 @@ low-fidelity configurations (COMPLETE first, then PRUNED, by value) in the
 those whose full trial failed). Workers of the full phase each run a given
 number of trials, which together equal the enqueued ones, so nobody draws
 a fresh configuration from the sampler. A full-fidelity trial saves its
-model (``work_dir/<study>/trial-<n>/model``) and logs it to its run at
-``model``.
+model (``work_dir/<study>/trial-<n>/model``), logs it to its run at ``model``,
+and records the user attrs ``model_config`` and ``best_scores`` (the
+history row of its best epoch). ``promote_top_k`` 0 promotes nothing.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def make_objective(task, space, fidelity: str, logger: TrialLogger, work_dir, st
                 task.save_model(result, fidelity, folder / MODEL_DIR, **metadata)
                 if logger.enabled:
                     task.log_model(result, fidelity, **metadata)
+                trial.set_user_attr("model_config", _jsonable(result.model_config))
+                trial.set_user_attr("best_scores", best_row(result.history, result.best_epoch))
         except optuna.TrialPruned:
             finish("PRUNED", reporter.best)
             raise
@@ -102,6 +105,21 @@ def make_objective(task, space, fidelity: str, logger: TrialLogger, work_dir, st
         return result.value
 
     return objective
+
+
+def best_row(history, best_epoch: int) -> dict:
+    """The finite numbers of ``history``'s row for ``best_epoch`` (1-based); {} when absent."""
+    if history is None or not 1 <= int(best_epoch) <= len(history):
+        return {}
+    row = history.iloc[int(best_epoch) - 1].to_dict()
+    return {str(k): float(v) for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -133,10 +151,11 @@ def _echo(line: str) -> None:
 
 def run_phase(task, study, space, fidelity: str, *, logger: TrialLogger, work_dir, study_name: str,
               n_trials: int | None = None, timeout: float = 0.0, max_trials: int | None = None,
-              echo: Callable[[str], None] = _echo) -> int:
+              grid_size: int | None = None, echo: Callable[[str], None] = _echo) -> int:
     """Run trials of ``study`` in this process; return how many it ran.
 
-    Low fidelity: until the study's budget (``n_trials`` finished, ``timeout``)
+    Low fidelity: until the study's budget (``n_trials`` finished, ``timeout``;
+    for a grid search also ``grid_size``, :func:`~gliomics.tuning.study.budget_left`)
     is used. Full fidelity: exactly ``max_trials`` (the enqueued promotions).
     """
     import optuna
@@ -147,7 +166,7 @@ def run_phase(task, study, space, fidelity: str, *, logger: TrialLogger, work_di
     finished_now: list = []
     while True:
         if fidelity == LOW:
-            if budget_left(study, n_trials, timeout) is not None:
+            if budget_left(study, n_trials, timeout, grid_size) is not None:
                 break
         elif ran >= (max_trials or 0):
             break
@@ -158,7 +177,7 @@ def run_phase(task, study, space, fidelity: str, *, logger: TrialLogger, work_di
         ran += 1
         trial = finished_now[-1]
         if fidelity == LOW:
-            done, total = counts(study).finished, n_trials
+            done, total = counts(study).finished, (n_trials if grid_size is None else min(n_trials, grid_size))
         else:
             done, total = ran, max_trials
         echo(trial_line(trial, fidelity, done, total, task.metric))
@@ -179,6 +198,9 @@ def promote(low_study, full_study, k: int) -> list[int]:
     from optuna.trial import TrialState
 
     from gliomics.tuning.study import requeue
+
+    if k <= 0:
+        return []
 
     def key(params: dict) -> tuple:
         return tuple(sorted((k, repr(v)) for k, v in params.items()))

@@ -23,6 +23,12 @@ model's own when it has the same arch), and ``augment`` is
 :func:`scale_augment` of the base augmentation by ``augment_strength``.
 :func:`low_fidelity` shrinks settings for the cheap search trials.
 
+Grid search (``tune.<profile>.sampler: grid``): :func:`grid_search_space`
+gives Optuna's :class:`~optuna.samplers.GridSampler` exactly the keys that
+:func:`sample` suggests, and refuses spaces a grid cannot cover (a range
+that is not fixed to one value, or a key suggested for some configurations
+only).
+
 Nothing here imports TensorFlow.
 """
 
@@ -193,10 +199,68 @@ def low_fidelity(settings, low: LowFidelityParams):
                                steps_per_epoch=int(low.steps_per_epoch))
 
 
-def check_low_fidelity(low: LowFidelityParams) -> None:
-    where = "tune.low_fidelity"
+def check_low_fidelity(low: LowFidelityParams, where: str = "tune.low_fidelity") -> None:
     for key in ("image_size", "epochs", "steps_per_epoch"):
         if getattr(low, key) < 1:
             raise GliomicsError(f"{where}.{key}: must be >= 1, got {getattr(low, key)}")
     if not 0 < low.train_patient_fraction <= 1:
         raise GliomicsError(f"{where}.train_patient_fraction: must be in (0, 1], got {low.train_patient_fraction}")
+
+
+class _RecordingTrial:
+    """Stands in for an Optuna trial: answers ``suggest_categorical`` from ``choice`` (else the
+    first choice) and records which names were suggested; a float suggestion is a range."""
+
+    def __init__(self, choice: dict):
+        self.choice = choice
+        self.suggested: list[str] = []
+        self.ranges: list[str] = []
+
+    def suggest_categorical(self, name, choices):
+        self.suggested.append(name)
+        return self.choice.get(name, choices[0])
+
+    def suggest_float(self, name, low, high, log=False):
+        self.ranges.append(name)
+        return low
+
+
+def grid_search_space(space: TuneSpaceParams, where: str = "tune.sampler") -> dict[str, list]:
+    """``{name: choices}`` of every key :func:`sample` suggests, for :class:`optuna.samplers.GridSampler`.
+
+    The grid must be unconditional: every configuration suggests the same
+    keys (so a mix of plain_unet with segmentation-models archs and several
+    backbones is refused: ``backbone`` is suggested for some archs only), and
+    every range (``learning_rate``, ``augment_strength``) is fixed to one
+    value. Otherwise a :class:`GliomicsError` names ``where`` and the key.
+    Found by running :func:`sample` over every combination of the
+    categorical choices, so it follows sample()'s rules by construction.
+    """
+    import itertools
+
+    for key in LOG_RANGES + RANGES:
+        low, high = _range(getattr(space, key), f"{where}: space.{key}")
+        if low != high:
+            raise GliomicsError(f"{where}: grid needs space.{key} fixed to one value, got {getattr(space, key)!r} "
+                                "(a range is for tpe)")
+    choices = {key: ([canonical_arch(a) for a in space.arch] if key == "arch" else list(getattr(space, key)))
+               for key in CATEGORICAL}
+    choices = {key: values for key, values in choices.items() if len(values) > 1}
+    suggested_sets = set()
+    for combination in itertools.product(*choices.values()):
+        trial = _RecordingTrial(dict(zip(choices, combination)))
+        sample(trial, space)
+        suggested_sets.add(tuple(sorted(trial.suggested)))
+    if len(suggested_sets) > 1:
+        always = set.intersection(*map(set, suggested_sets))
+        conditional = sorted(set.union(*map(set, suggested_sets)) - always)
+        raise GliomicsError(f"{where}: grid needs an unconditional space, but space.{conditional[0]} is searched "
+                            "for some configurations only (e.g. plain_unet has no backbone; mobilenet/efficientnet "
+                            "backbones no pooling): give it one value or narrow space.arch/backbone")
+    names = next(iter(suggested_sets)) if suggested_sets else ()
+    return {name: choices[name] for name in names}
+
+
+def grid_size(search_space: dict) -> int:
+    """Number of configurations in a grid ``{name: choices}`` (1 for an empty grid)."""
+    return math.prod(len(values) for values in search_space.values())

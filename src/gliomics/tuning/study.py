@@ -7,8 +7,9 @@ The storage has heartbeats on (:data:`HEARTBEAT_S`): a trial whose worker
 stopped beating for :data:`GRACE_S` is failed by the next worker that
 starts a trial (:func:`optuna.storages.fail_stale_trials`).
 
-Studies: ``<name>`` holds the low-fidelity search (seeded TPE, the
-pruner of params, maximising the task's metric); ``<name>-full`` holds the
+Studies: ``<name>`` holds the low-fidelity search (seeded TPE, or
+Optuna's GridSampler for ``sampler: grid``; the pruner of params,
+maximising the task's metric); ``<name>-full`` holds the
 promoted configurations retrained at full fidelity (same sampler, no
 pruner), one enqueued trial each with user attr ``promoted_from``. Both are
 created with ``load_if_exists``: running again continues them.
@@ -23,7 +24,10 @@ Budget (:func:`budget_left`): ``n_trials`` counts finished (COMPLETE +
 PRUNED) low-fidelity trials of the study over all runs; a worker starts a
 new trial only while finished + running < ``n_trials``. ``timeout`` counts
 the seconds of finished trials (start to end), so it also continues
-across runs.
+across runs. A grid search (``grid_size`` given) caps ``n_trials`` at the
+grid size and also stops once every grid point has been tried (finished,
+failed or running, with no re-enqueued trial waiting): each point runs
+once, also across re-runs, and a failed point is not drawn again.
 """
 
 from __future__ import annotations
@@ -115,18 +119,28 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def open_study(storage, name: str, *, sampler_seed: int, startup_trials: int, pruner=None):
-    """Create or load (``load_if_exists``) a maximising study with a seeded TPE sampler.
-
-    ``constant_liar`` keeps parallel workers from proposing the same
-    configuration while their trials run.
-    """
+def make_sampler(name: str, *, sampler_seed: int, startup_trials: int, grid: dict | None = None):
+    """``tpe``: seeded TPE (``constant_liar`` keeps parallel workers from proposing the same
+    configuration while their trials run); ``grid``: :class:`optuna.samplers.GridSampler` over
+    ``grid`` (``{name: choices}``), its order shuffled with ``sampler_seed``."""
     import optuna
 
+    if name == "grid":
+        return optuna.samplers.GridSampler(dict(grid or {}), seed=int(sampler_seed))
+    if name != "tpe":
+        raise GliomicsError(f"tune.sampler: expected tpe or grid, got {name!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=int(sampler_seed), n_startup_trials=int(startup_trials),
-                                             constant_liar=True)
+        return optuna.samplers.TPESampler(seed=int(sampler_seed), n_startup_trials=int(startup_trials),
+                                          constant_liar=True)
+
+
+def open_study(storage, name: str, *, sampler_seed: int, startup_trials: int, pruner=None, sampler: str = "tpe",
+               grid: dict | None = None):
+    """Create or load (``load_if_exists``) a maximising study with the sampler :func:`make_sampler` makes."""
+    import optuna
+
+    sampler = make_sampler(sampler, sampler_seed=sampler_seed, startup_trials=startup_trials, grid=grid)
     try:
         return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
                                    pruner=pruner or optuna.pruners.NopPruner(), load_if_exists=True)
@@ -231,11 +245,28 @@ def counts(study) -> Counts:
                   waiting=by_state[TrialState.WAITING], seconds=seconds)
 
 
-def budget_left(study, n_trials: int, timeout: float) -> str | None:
-    """None while another trial may start; else why not (for the progress line)."""
+def budget_left(study, n_trials: int, timeout: float, grid_size: int | None = None) -> str | None:
+    """None while another trial may start; else why not (for the progress line).
+
+    ``grid_size`` (a grid search): at most that many trials, and none once
+    every grid point has been tried (:func:`grid_points_tried`).
+    """
     now = counts(study)
+    if grid_size is not None:
+        n_trials = min(n_trials, grid_size)
     if now.finished + now.running >= n_trials:
         return f"{now.finished} of {n_trials} trials finished"
     if timeout and now.seconds >= timeout:
         return f"timeout: {now.seconds:.0f} s of trials >= {timeout:.0f} s"
+    if grid_size is not None and now.waiting == 0 and grid_points_tried(study) >= grid_size:
+        return f"all {grid_size} grid points tried"
     return None
+
+
+def grid_points_tried(study) -> int:
+    """Distinct configurations (params) of the study's finished (incl. FAIL) and running trials."""
+    from optuna.trial import TrialState
+
+    tried = {tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+             for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING}
+    return len(tried)

@@ -46,6 +46,7 @@ class TrialResult:
 
 class TuneTask(Protocol):
     name: str  # e.g. "segmenter"
+    section: str  # its params section, e.g. "tune" (named in error messages)
     metric: str  # validation history column to maximise, e.g. "val_dice_3d"
     epoch_metrics: tuple  # history columns logged per epoch
 
@@ -72,6 +73,7 @@ class SegmenterTask:
     """Tune :func:`gliomics.training.fit.fit_segmenter` on validation per-patient 3D Dice."""
 
     name = "segmenter"
+    section = "tune"
     metric = "val_dice_3d"
     epoch_metrics = ("loss", "slice_dice", "val_dice_3d", "val_slice_dice", "lr", "seconds", "val_seconds")
 
@@ -112,6 +114,8 @@ class SegmenterTask:
         tune = dataclasses.asdict(self.tune)
         for budget_only in ("study_name", "n_trials", "timeout", "promote_top_k"):
             tune.pop(budget_only)
+        if tune["sampler"] == "tpe":  # the default: keeps the keys of studies made before `sampler` existed
+            tune.pop("sampler")
         return {"task": self.name, "tune": tune, "train": dataclasses.asdict(self.base),
                 "splits": file_digest(self.splits_csv), "manifest": file_digest(self.manifest_csv),
                 "data": dvc_data_hash(self.data_dir)}
@@ -141,7 +145,12 @@ class SegmenterTask:
     # ------------------------------------------------------------- trials
 
     def settings(self, values: dict, fidelity: str) -> TrainParams:
+        from gliomics.training.fit import xla_cannot_train
+
         settings = search_space.apply_values(self.base, values, self.tune.model_options)
+        if settings.xla and xla_cannot_train(settings.model):
+            # The profile's xla: true is meant for the plain U-Net; XLA cannot train these decoders.
+            settings = dataclasses.replace(settings, xla=False)
         if fidelity == LOW:
             settings = search_space.low_fidelity(settings, self.tune.low_fidelity)
         return settings
