@@ -2,7 +2,7 @@
 
     cd <project with data/raw, reports/validate/manifest.csv, reports/split/splits.csv>
     python <repo>/benchmarks/bench_tune_grid.py [--out benchmarks/results/tune_grid_<date>]
-        [--tpe-trials 8] [--no-register]
+        [--tpe-trials 6] [--no-register]
 
 Both searches use the project's ``params.yaml`` with ``profile: cpu`` and the
 same low-fidelity settings (``tune.cpu.low_fidelity``); only ``tune.cpu`` is
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     parser.add_argument("--out", default=f"benchmarks/results/tune_grid_{date}")
-    parser.add_argument("--tpe-trials", type=int, default=8)
+    parser.add_argument("--tpe-trials", type=int, default=6)
     parser.add_argument("--no-register", action="store_true")
     args = parser.parse_args()
     if not Path("reports/split/splits.csv").exists():

@@ -203,8 +203,21 @@ def cmd_train_classifier(args) -> int:
                              profile=params.profile)
     auc = "n/a" if s["best_val_roc_auc"] is None else f"{s['best_val_roc_auc']:.3f}"
     print(f"train-classifier: {s['epochs_run']} epochs ({params.profile} profile) in {s['seconds']:.0f} s; best "
-          f"validation ROC AUC {auc} (epoch {s['best_epoch']}), accuracy {s['val_accuracy']:.3f}; "
-          f"model: {args.out} and {s['model_uri']}")
+          f"validation ROC AUC {auc} (epoch {s['best_epoch']}), accuracy {s['val_accuracy']:.3f} at threshold "
+          f"{s['threshold']:.3f}; model: {args.out} and {s['model_uri']}")
+    return 0
+
+
+def cmd_calibrate_classifier(args) -> int:
+    from gliomics.stages.classifier import run_calibrate_classifier
+
+    params = _params(args)
+    settings = params.classifier_settings()
+    s = run_calibrate_classifier(args.model, args.splits, args.data or params.data.raw, val_fold=settings.val_fold,
+                                 out_dir=args.out, setting=settings.threshold)
+    print(f"calibrate-classifier: threshold {s['previous_threshold']:.3f} -> {s['threshold']:.4f} on "
+          f"{s['n_val_slices']} validation slices ({len(s['val_patients'])} patients): accuracy "
+          f"{s['val_accuracy_at_default']:.3f} at 0.5, {s['val_accuracy']:.3f} at the new threshold → {s['out_dir']}")
     return 0
 
 
@@ -483,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
     p.add_argument("--registry-dir", default="reports/registry", help="champion mirror files (default: %(default)s)")
     p.set_defaults(func=cmd_register_classifier)
+
+    p = sub.add_parser("calibrate-classifier", help="re-choose a trained slice classifier's decision threshold "
+                       "on the validation fold (no retraining)",
+                       description="Predict the validation patients (fold classifier.val_fold of SPLITS; never the "
+                       "test part) with the model, choose the threshold per classifier.threshold (validation: the "
+                       "most accurate one), and write a copy of the model folder that carries it.")
+    p.add_argument("--model", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    p.add_argument("--out", help="default: MODEL-calibrated")
+    p.set_defaults(func=cmd_calibrate_classifier)
 
     p = sub.add_parser("register", help="score the tuned segmenter on the test patients and register it",
                        description="Evaluate best.json's model on the split's test patients, register it as a new "

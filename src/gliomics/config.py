@@ -137,14 +137,18 @@ class ClassifierParams(TrainParams):
     loss: str = "bce"
     #: A slice is "tumour" when its mask (at image_size) has at least this many tumour pixels.
     min_area_px: int = 1
+    #: Decision threshold stored with the model: "validation" (the one maximising validation accuracy,
+    #: gliomics.training.classification.choose_threshold) or a number in [0, 1] (0.5: the sigmoid's).
+    threshold: str | float = field(default="validation", metadata={"types": (str, float)})
 
 
 @dataclass(frozen=True)
 class SegmentParams:
     """``gliomics segment`` options."""
 
-    #: With --gate URI: slices whose classifier probability is below this are skipped (empty mask).
-    gate_threshold: float = 0.5
+    #: With --gate URI: slices whose classifier probability is below this are skipped (empty mask);
+    #: 0: the classifier's own threshold (chosen on its validation patients).
+    gate_threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -403,11 +407,12 @@ def _build(cls, values: dict[str, Any], where: str):
     for key, value in values.items():
         spec = known[key]
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        expected = type(default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        allowed = spec.metadata.get("types", (type(default),))  # a field may accept several types
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise GliomicsError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+        if not isinstance(value, allowed) or (int in allowed and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in allowed)
+            raise GliomicsError(f"{where}.{key}: expected {names}, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 

@@ -132,3 +132,19 @@ def test_segment_gate_skips_negative_slices(small_cohort, segmenter_stub, stub_c
     assert s["gate_skipped_slices"] == plain["n_slices"]
     with pytest.raises(GliomicsError, match="not a slice classifier"):
         run_segment(small_cohort, segmenter_stub, tmp_path / "x", log_mlflow=False, gate=segmenter_stub)
+
+
+def test_gate_threshold_zero_means_the_classifiers_own(tmp_path):
+    """segment.gate_threshold 0 (the default) uses the threshold stored with the classifier."""
+    import gliomics.models.gate as gate_module
+    from gliomics.models.preprocessing import Preprocessing
+    from gliomics.stages.classifier import save_classifier
+
+    from .conftest import SIZE, constant_classifier
+
+    path = tmp_path / "calibrated"
+    save_classifier(constant_classifier(0.3), Preprocessing(image_size=SIZE, threshold=0.25), {"arch": "stub"}, path,
+                    min_area_px=1)
+    assert gate_module.load_gate(str(path), 0).threshold == 0.25
+    assert gate_module.load_gate(str(path), None).threshold == 0.25
+    assert gate_module.load_gate(str(path), 0.5).threshold == 0.5

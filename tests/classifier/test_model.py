@@ -105,3 +105,28 @@ def test_saved_model_needs_no_keras_cv(tmp_path):
     assert {type(l).__module__.split(".")[0] for l in loaded.layers} == {"tf_keras"}
     x = np.ones((1, 32, 32, 3), np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.99])
+def test_bn_momentum_is_in_the_graph_and_used(momentum):
+    """Every batch norm has the momentum; one training-mode call moves the moving mean by
+    (1 - momentum) of the batch mean (Keras: new = momentum * old + (1 - momentum) * batch)."""
+    model = build_slice_classifier(50, bn_momentum=momentum, **SMALL)
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 1 + 4 * 4  # the stem's, then per bottleneck block 3 + the projection shortcut's
+    assert {layer.get_config()["momentum"] for layer in norms} == {momentum}
+
+    bn = norms[0]
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), 0.0)
+    x = np.random.default_rng(0).normal(loc=np.arange(bn.input_shape[-1]), size=(4, *bn.input_shape[1:]))
+    bn(x.astype("float32"), training=True)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), (1 - momentum) * x.mean(axis=(0, 1, 2)), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_bn_momentum_default_and_bad_values():
+    model = build_from_config({"arch": "resnet_classifier", "depth": 50, **SMALL})
+    assert {l.momentum for l in model.layers if type(l).__name__ == "BatchNormalization"} == {0.9}
+    for bad in (1.0, -0.1, "0.9", True):
+        with pytest.raises(GliomicsError, match="bn_momentum must be in"):
+            build_slice_classifier(50, bn_momentum=bad, **SMALL)

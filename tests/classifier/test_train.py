@@ -61,6 +61,22 @@ def test_fit_classifier_history_and_exact_resume(store32, tmp_path):
     for a, b in zip(full.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
+    # The threshold is the most accurate one on the validation slices of the best model.
+    from gliomics.training.classification import attached_threshold, best_accuracy_threshold
+    from gliomics.training.tasks import ClassificationTask
+
+    labels, probs, _ = ClassificationTask().predict(full.model, store, val, 4)
+    choice = attached_threshold(full.model)
+    assert choice.method == "validation" and choice.val_patients == tuple(val)
+    assert choice.threshold == best_accuracy_threshold(labels, probs) == attached_threshold(resumed.model).threshold
+    assert choice.val_accuracy == pytest.approx(np.mean((probs >= choice.threshold) == labels))
+    assert choice.val_accuracy >= choice.val_accuracy_at_default
+    # threshold: 0.5 fixes it; the setting is not part of the checkpoint's fingerprint (no retraining).
+    fixed = fit_classifier(store, train, val, tiny_params(threshold=0.5), checkpoint_dir=tmp_path / "a",
+                           resume=True)
+    assert fixed.resumed_from == 2 and attached_threshold(fixed.model).threshold == 0.5
+    assert attached_threshold(fixed.model).method == "fixed"
+
     # A checkpoint of other settings (here the label definition) is refused.
     from gliomics.errors import GliomicsError
 
@@ -110,13 +126,19 @@ def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path)
         assert (reports / name).stat().st_size > 0
     metrics = json.loads((reports / "metrics.json").read_text())
     assert {"best_val_roc_auc", "val_accuracy", "val_f1", "val_sensitivity", "val_specificity",
-            "seconds_per_image"} <= set(metrics)
+            "seconds_per_image", "threshold", "val_accuracy_at_0.5", "val_accuracy_at_threshold"} <= set(metrics)
+    assert metrics["threshold_method"] == "validation"
+    assert metrics["val_accuracy"] == metrics["val_accuracy_at_threshold"] >= metrics["val_accuracy_at_0.5"]
+    assert json.loads((reports / "model.json").read_text())["threshold"] == metrics["threshold"]
 
     client = mlflow.MlflowClient()
     run = client.get_run(summary["run_id"])
     assert client.get_experiment(run.info.experiment_id).name == "train_classifier"
     assert run.data.params["classifier.model.arch"] == "resnet_classifier"
     assert run.data.params["classifier.min_area_px"] == "1"
+    assert run.data.params["classifier.threshold"] == "validation"
+    assert run.data.metrics["threshold"] == pytest.approx(metrics["threshold"])
+    assert run.data.metrics["val_accuracy_at_0.5"] == pytest.approx(metrics["val_accuracy_at_0.5"])
     assert sorted(m.step for m in client.get_metric_history(summary["run_id"], "val_accuracy")) == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(summary["run_id"], "reports")}
     assert {"reports/confusion_matrix.png", "reports/roc.png", "reports/history.csv"} <= artifacts
@@ -124,6 +146,9 @@ def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path)
     logged, preprocessing, metadata = load_classifier(summary["model_uri"])
     local, _, _ = load_classifier(str(tmp_path / "model"))
     assert metadata["task"] == "classifier" and metadata["min_area_px"] == 1 and preprocessing.image_size == 32
+    assert preprocessing.threshold == pytest.approx(metrics["threshold"])
+    assert load_classifier(str(tmp_path / "model"))[1].threshold == pytest.approx(metrics["threshold"])
+    assert metadata["threshold_selection"]["val_patients"] == [patients[0]]
     info = mlflow.models.get_model_info(summary["model_uri"])
     assert list(info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1]
     x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)

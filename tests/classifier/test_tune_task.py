@@ -68,8 +68,12 @@ def test_one_low_and_one_full_trial_through_the_search(small_cohort, inputs, tmp
         low = study
     model_dirs = list(tmp_path.rglob("MLmodel"))
     assert len(model_dirs) == 1  # the full-fidelity trial's model
-    model, _, metadata = load_classifier(str(model_dirs[0].parent))
+    model, preprocessing, metadata = load_classifier(str(model_dirs[0].parent))
     assert metadata["task"] == "classifier" and model.output_shape == (None, 1)
+    # The full-fidelity model carries the threshold chosen on the validation patients.
+    assert metadata["threshold_selection"]["method"] == "validation"
+    assert preprocessing.threshold == metadata["threshold_selection"]["threshold"]
+    assert metadata["threshold_selection"]["val_patients"] == task.val_patients
 
 
 def test_space_is_checked_for_the_classifier(small_cohort, inputs):

@@ -40,8 +40,16 @@ included in number and shape):
   the border averages only the pixels inside the image).
 * ``head_pooling`` (``avg``/``max``): ``GlobalAveragePooling2D`` or
   ``GlobalMaxPooling2D`` before the dense layer.
+* ``bn_momentum`` (default 0.9): the momentum of every batch normalisation
+  of the backbone, in Keras' convention (new = momentum * old + (1 -
+  momentum) * batch), i.e. PyTorch's ``momentum=0.1`` of torchvision's
+  ResNet. keras-cv leaves Keras' default, 0.99, which averages over ~100
+  steps: with 60 steps per epoch the moving statistics lag the weights, and
+  the first real-data cpu run's validation accuracy (inference mode) swung
+  0.56 -> 0.87 -> 0.80 -> 0.91 over epochs while its ROC AUC rose smoothly
+  (the segmenter had the same problem, :mod:`gliomics.models.plain_unet`).
 
-The activation and stem pooling are set by cloning the keras-cv graph with a
+The activation, stem pooling and batch-norm momentum are set by cloning the keras-cv graph with a
 clone function (same idea as :func:`gliomics.models.swap.swap_layers`, whose
 pooling classes and function naming it reuses; that function cannot be used
 as is because it treats a sigmoid as a gate and refuses it as a hidden
@@ -87,9 +95,10 @@ def _resnet_backbone(block_type: str, blocks: tuple, base_filters: int, input_sh
     )
 
 
-def _swap_activation_and_stem_pooling(model, activation: str, stem_pooling: str):
-    """Clone ``model`` with every hidden ``Activation`` set to ``activation`` and
-    every 2D max/average pooling set to ``stem_pooling``; weights copied."""
+def _swap_activation_and_stem_pooling(model, activation: str, stem_pooling: str, bn_momentum: float):
+    """Clone ``model`` with every hidden ``Activation`` set to ``activation``, every
+    2D max/average pooling set to ``stem_pooling`` and every ``BatchNormalization``'s
+    momentum set to ``bn_momentum``; weights (moving statistics included) copied."""
     pool_class = POOLING_LAYERS[stem_pooling]
     outputs = set(model.output_names)
 
@@ -99,6 +108,8 @@ def _swap_activation_and_stem_pooling(model, activation: str, stem_pooling: str)
             return layer.__class__.from_config(config)  # the float32 sigmoid, kept
         if isinstance(layer, keras.layers.Activation):
             return keras.layers.Activation(activation, name=layer.name, dtype=config.get("dtype"))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return layer.__class__.from_config({**config, "momentum": float(bn_momentum)})
         if isinstance(layer, tuple(POOLING_LAYERS.values())):
             return pool_class(pool_size=config["pool_size"], strides=config["strides"], padding=config["padding"],
                               name=layer.name, dtype=config.get("dtype"))
@@ -136,6 +147,7 @@ def build_slice_classifier(
     head_pooling: str = "avg",
     base_filters: int = 64,
     stage_blocks: Sequence[int] | None = None,
+    bn_momentum: float = 0.9,
 ):
     """ResNet-``depth`` (18, 34 or 50) slice classifier ``(H, W, 3)`` -> tumour probability ``(1,)``.
 
@@ -143,7 +155,8 @@ def build_slice_classifier(
     bottleneck nets may be narrower for quick runs; the stem keeps its 64
     filters). ``stage_blocks``: blocks per stage (4 ints) instead of the
     depth's own; ``depth`` still decides the block type. H and W must be
-    multiples of 32 (or None). Weights are random (Keras initialisers: call
+    multiples of 32 (or None). ``bn_momentum``: every batch norm's momentum
+    (Keras convention, module docstring). Weights are random (Keras initialisers: call
     ``tf.keras.utils.set_random_seed`` first for a reproducible model).
     """
     if depth not in DEPTHS:
@@ -161,6 +174,8 @@ def build_slice_classifier(
     if block_type == "basic_block" and base_filters != 64:
         raise ModelConfigError(f"ResNet{depth} needs base_filters=64 (keras-cv's 64-filter stem feeds its first "
                                f"basic-block stage unchanged), got {base_filters}; use depth 50 for narrower nets")
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 <= bn_momentum < 1:
+        raise ModelConfigError(f"bn_momentum must be in [0, 1), got {bn_momentum!r}")
     shape = check_input_shape(input_shape, SIZE_MULTIPLE)
 
     backbone = _resnet_backbone(block_type, blocks, base_filters, shape)
@@ -170,13 +185,15 @@ def build_slice_classifier(
     probability = keras.layers.Activation("sigmoid", dtype="float32", name=OUTPUT_NAME)(x)
     native = keras.Model(backbone.input, probability)
 
-    model = _swap_activation_and_stem_pooling(native, activation, stem_pooling)
+    model = _swap_activation_and_stem_pooling(native, activation, stem_pooling, bn_momentum)
     layers_deep = (2 if block_type == "basic_block" else 3) * sum(blocks) + 2  # convs on the main path + dense
     model._name = f"resnet{layers_deep}_classifier_{activation}_{stem_pooling}_{head_pooling}"
 
     # Guard: the swap covered the whole graph.
     other_pool = POOLING_LAYERS["avg" if stem_pooling == "max" else "max"]
     if set(hidden_activations(model).values()) != {activation} or any(
-            isinstance(layer, other_pool) for layer in model.layers):
+            isinstance(layer, other_pool) for layer in model.layers) or any(
+            layer.momentum != float(bn_momentum) for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)):
         raise RuntimeError(f"activation/pooling swap incomplete for {model.name}")
     return model

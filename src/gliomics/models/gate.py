@@ -8,7 +8,7 @@
   prepared exactly as in training (pre-filter, resize, per-patient z-score).
 * :class:`SliceGate`: ``gliomics segment --gate URI`` (and ``evaluate``)
   run the segmenter only on the slices the classifier calls tumour
-  (``prob >= threshold``, ``segment.gate_threshold``); the other slices get
+  (``prob >= threshold``; ``segment.gate_threshold``, 0 = the classifier's own); the other slices get
   an empty mask and cost no segmenter time. The segmenter's per-patient
   z-score is still computed over *all* the patient's slices, as in training,
   so a kept slice gets the same probabilities with or without the gate.
@@ -27,9 +27,9 @@ from gliomics.errors import GliomicsError
 
 def load_classifier(uri: str):
     """``(keras_model, Preprocessing, metadata)`` of a slice classifier; a clear error otherwise."""
-    from gliomics.models.packaging import load_segmenter
+    from gliomics.models.inference import load_model
 
-    model, preprocessing, metadata = load_segmenter(uri)
+    model, preprocessing, metadata = load_model(uri)
     shape = tuple(getattr(model, "output_shape", ()) or ())
     if len(shape) != 2 or shape[-1] != 1:
         raise GliomicsError(f"{uri}: not a slice classifier (output shape {shape}, expected (batch, 1)); "
@@ -98,9 +98,10 @@ class SliceGate:
 
 
 def load_gate(uri: str, threshold: float | None = None) -> SliceGate:
-    """A :class:`SliceGate` for the classifier at ``uri``; ``threshold`` None: the model's own."""
+    """A :class:`SliceGate` for the classifier at ``uri``; ``threshold`` None or 0: the model's own
+    (``Preprocessing.threshold``, chosen on the validation patients when it was trained)."""
     model, preprocessing, _ = load_classifier(uri)
-    threshold = float(preprocessing.threshold if threshold is None else threshold)
+    threshold = float(preprocessing.threshold if threshold in (None, 0) else threshold)
     if not 0.0 <= threshold <= 1.0:
         raise GliomicsError(f"segment.gate_threshold must be in [0, 1], got {threshold}")
     return SliceGate(uri=str(uri), model=model, preprocessing=preprocessing, threshold=threshold)

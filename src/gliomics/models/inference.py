@@ -1,7 +1,19 @@
 """Inference with a segmenter: one patient's slices → probabilities → a mask volume.
 
-Used by ``gliomics evaluate`` and ``gliomics segment`` (and usable from a
-notebook with a model from :func:`gliomics.models.packaging.load_segmenter`).
+Used by ``gliomics evaluate``, ``gliomics segment`` and ``gliomics analyze``
+(and usable from a notebook with a model from :func:`load_model` or
+:func:`gliomics.models.packaging.load_segmenter`).
+
+* :func:`load_model` loads a logged segmenter like
+  :func:`~gliomics.models.packaging.load_segmenter`, but reads a ``.keras``
+  file on this machine directly: tf-keras' own loader reads the weights
+  through ``zipfile``, whose backward seeks re-read the archive member from
+  its start (Python 3.11), hundreds of times for a U-Net -- tens of seconds
+  and gigabytes of reads for a 90 MB model. Here the weights are copied out
+  of the archive once and read as a plain ``.weights.h5`` file; a local
+  model folder does not import MLflow at all. Anything else (remote stores,
+  other formats, models with assets or shared objects) goes through
+  ``load_segmenter``.
 
 * :func:`predict_patient` prepares the slices exactly as training did
   (:meth:`Preprocessing.prepare_patient`: optional pre-filter, resize to the
@@ -25,6 +37,7 @@ post-contrast); anything else is a :class:`GliomicsError`.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +48,107 @@ from gliomics.errors import GliomicsError
 POST_DEFAULTS = {"threshold": None, "largest_component": True, "fill_holes": True}
 #: The slice size of the Kaggle cohort (and of every training set here).
 EXPECTED_SIZE = (256, 256)
+
+
+#: The members of a ``.keras`` archive that :func:`read_keras_file` reads itself (no assets).
+KERAS_MEMBERS = {"metadata.json", "config.json", "model.weights.h5"}
+#: URIs that MLflow resolves (anything else is a local model folder).
+URI_SCHEMES = ("runs:/", "models:/", "file:", "mlflow-artifacts:")
+
+
+def load_model(uri: str):
+    """``(keras_model, Preprocessing, metadata)`` of a logged segmenter, as fast as the URI allows.
+
+    A local model folder, or a ``models:/`` / ``runs:/`` URI whose artifacts
+    MLflow finds on this machine, is read with :func:`read_keras_file`;
+    everything else, and every failure (with its one-line error), goes
+    through :func:`gliomics.models.packaging.load_segmenter`.
+    """
+    from gliomics.models.packaging import load_segmenter
+
+    folder = _local_model_folder(str(uri))
+    loaded = _load_local_keras(folder) if folder is not None else None
+    return loaded if loaded is not None else load_segmenter(str(uri))
+
+
+def _local_model_folder(uri: str) -> Path | None:
+    if not uri.startswith(URI_SCHEMES):
+        path = Path(uri)
+        return path if (path / "MLmodel").is_file() else None
+    if not uri.startswith(("models:/", "runs:/")):
+        return None
+    try:
+        import mlflow
+
+        from gliomics import tracking
+
+        tracking.configure()
+        # A local store answers with the artifacts' own folder (no copy).
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception:  # noqa: BLE001 - load_segmenter reports the problem with its hints
+        return None
+    return path if (path / "MLmodel").is_file() else None
+
+
+def _load_local_keras(folder: Path):
+    """The model in an MLflow ``tensorflow``-flavour folder holding ``data/model.keras``; None otherwise."""
+    import yaml
+
+    from gliomics.models.packaging import METADATA_KEY
+    from gliomics.models.preprocessing import Preprocessing
+
+    try:
+        mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    flavor = (mlmodel.get("flavors") or {}).get("tensorflow") or {}
+    data = folder / str(flavor.get("data") or "data")
+    keras_module = data / "keras_module.txt"
+    if (flavor.get("model_type") != "keras" or flavor.get("code")
+            or (keras_module.is_file() and keras_module.read_text().strip() not in ("tensorflow.keras", "tf_keras"))):
+        return None
+    model = read_keras_file(data / "model.keras")
+    if model is None:
+        return None
+    metadata = (mlmodel.get("metadata") or {}).get(METADATA_KEY, {})
+    return model, Preprocessing.from_dict(metadata.get("preprocessing", {})), metadata
+
+
+def read_keras_file(path: str | Path):
+    """A tf-keras model from a ``.keras`` archive, uncompiled; None when it needs tf-keras' own loader.
+
+    Same steps as ``tf_keras.models.load_model(path, compile=False)``
+    (``deserialize_keras_object`` of ``config.json``, then the weights), but
+    the weights file is copied out of the archive once instead of being read
+    through ``zipfile``'s slow seeks. Archives with assets or shared objects
+    return None (the library's loader handles them).
+    """
+    import json
+    import shutil
+    import tempfile
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    from gliomics.models._keras import keras
+    from gliomics.models.packaging import custom_objects
+
+    with zipfile.ZipFile(path) as archive:
+        if set(archive.namelist()) != KERAS_MEMBERS:
+            return None
+        config_text = archive.read("config.json").decode("utf-8")
+        if "shared_object_id" in config_text:
+            return None
+        config = json.loads(config_text)
+        config["compile_config"] = None  # compile=False: inference needs no optimizer or loss
+        model = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects())
+        with tempfile.TemporaryDirectory(prefix="gliomics-weights-") as tmp:
+            weights = Path(tmp) / "model.weights.h5"
+            with archive.open("model.weights.h5") as source, open(weights, "wb") as target:
+                shutil.copyfileobj(source, target, 16 << 20)
+            model.load_weights(weights)
+    return model
 
 
 def post_settings(post: dict | None, preprocessing=None) -> dict:

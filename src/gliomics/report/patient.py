@@ -3,7 +3,8 @@
 Pure functions used by ``gliomics analyze``:
 
 * :func:`feature_percentiles` -- each feature's value with its percentile in
-  the reference cohort's features table (``percentileofscore``, ``kind="mean"``:
+  the reference cohort's features table (:func:`percentile_of_score`, as
+  ``scipy.stats.percentileofscore`` with ``kind="mean"``:
   ties count half, so the cohort's median value sits at the 50th
   percentile).
 * :func:`typical_levels` -- for each association that was significant after
@@ -28,7 +29,6 @@ TYPICAL_RANGE = (10.0, 90.0)
 def feature_percentiles(row: dict, reference, columns) -> "pd.DataFrame":  # noqa: F821
     """``feature, value, percentile, cohort_median, cohort_p10, cohort_p90, n_reference`` per column."""
     import pandas as pd
-    from scipy.stats import percentileofscore
 
     rows = []
     for column in columns:
@@ -36,8 +36,7 @@ def feature_percentiles(row: dict, reference, columns) -> "pd.DataFrame":  # noq
         value = float(value) if value is not None else math.nan
         ref = reference[column].to_numpy(dtype=float) if column in reference else np.array([])
         ref = ref[np.isfinite(ref)]
-        percentile = float(percentileofscore(ref, value, kind="mean")) if ref.size and math.isfinite(value) \
-            else math.nan
+        percentile = percentile_of_score(ref, value)
         rows.append({
             "feature": column, "value": value, "percentile": percentile,
             "cohort_median": float(np.median(ref)) if ref.size else math.nan,
@@ -46,6 +45,20 @@ def feature_percentiles(row: dict, reference, columns) -> "pd.DataFrame":  # noq
             "n_reference": int(ref.size),
         })
     return pd.DataFrame.from_records(rows)
+
+
+def percentile_of_score(reference: np.ndarray, value: float) -> float:
+    """Percentile of ``value`` in ``reference``, ties counting half; NaN for no reference or no value.
+
+    ``50 * (#(ref < value) + #(ref <= value)) / n``, which is
+    ``scipy.stats.percentileofscore(ref, value, kind="mean")`` without
+    importing ``scipy.stats`` (seconds of a one-patient command).
+    """
+    reference = np.asarray(reference, dtype=float)
+    if reference.size == 0 or not math.isfinite(value):
+        return math.nan
+    below, at_or_below = np.count_nonzero(reference < value), np.count_nonzero(reference <= value)
+    return float(50.0 * (below + at_or_below) / reference.size)
 
 
 def _level_name(level) -> str:

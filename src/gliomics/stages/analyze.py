@@ -127,11 +127,15 @@ def check_out_dir(out_dir: Path, input_dir: Path) -> None:
 
 
 def resolve_model(uri: str):
-    """Load a segmenter by URI; a registry alias that nothing holds is a one-line 'no champion' error."""
-    from gliomics.models.packaging import load_segmenter
+    """Load a segmenter by URI; a registry alias that nothing holds is a one-line 'no champion' error.
+
+    :func:`gliomics.models.inference.load_model` reads a local ``.keras``
+    file directly (seconds instead of tens of seconds for the U-Nets).
+    """
+    from gliomics.models.inference import load_model
 
     check_alias(uri, "segmenter")
-    return load_segmenter(uri)
+    return load_model(uri)
 
 
 def check_alias(uri: str, what: str) -> None:

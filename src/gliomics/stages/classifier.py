@@ -16,21 +16,32 @@ Outputs:
 - ``reports_dir/history.csv``: one row per epoch (``loss, accuracy,
   roc_auc`` on the training batches; ``val_roc_auc, val_accuracy, val_f1,
   val_loss`` on every validation slice; ``lr, seconds, val_seconds``);
-- ``reports_dir/metrics.json``: best ``val_roc_auc`` and epoch, the best
-  model's validation scores (``val_accuracy, val_f1, val_sensitivity,
-  val_specificity``), epochs run, seconds, seconds per training image,
-  patient and slice counts;
+- ``reports_dir/metrics.json``: best ``val_roc_auc`` and epoch, the decision
+  ``threshold`` (``classifier.threshold``: chosen on the validation slices by
+  :func:`gliomics.training.classification.choose_threshold`, or fixed) with
+  ``threshold_method``, ``val_accuracy_at_0.5`` and
+  ``val_accuracy_at_threshold``, the best model's validation scores at that
+  threshold (``val_accuracy, val_f1, val_sensitivity, val_specificity``;
+  optimistic, since the threshold was fitted there), epochs run, seconds,
+  seconds per training image, patient and slice counts;
 - ``reports_dir/{learning_curves, confusion_matrix, roc}.png`` (the last two
   on the validation slices, best model);
 - ``out_dir``: the best model as a local MLflow model (tensorflow flavour,
   signature ``(n, S, S, 3) float32 -> (n, 1)``, an input example, and
-  ``gliomics`` metadata: preprocessing, model config, task ``classifier``,
-  ``min_area_px``; see :mod:`gliomics.models.packaging`);
+  ``gliomics`` metadata: preprocessing (its ``threshold`` is the chosen
+  one), model config, task ``classifier``, ``min_area_px``,
+  ``threshold_selection`` (:class:`~gliomics.training.classification.ThresholdChoice`
+  as a dict, with the validation patients); see :mod:`gliomics.models.packaging`);
 - ``reports_dir/model.json``: ``run_id, model_uri, model_dir, profile,
-  model_config`` (what ``gliomics register-classifier`` registers);
+  model_config, threshold`` (what ``gliomics register-classifier`` registers);
 - MLflow run in experiment ``train_classifier``: flattened params
-  (``classifier.*``), per-epoch metrics (``step`` = epoch), the reports as
-  artifacts, the model at ``model``.
+  (``classifier.*``, e.g. ``classifier.threshold``), per-epoch metrics
+  (``step`` = epoch), the metrics ``threshold, val_accuracy_at_0.5,
+  val_accuracy_at_threshold``, the reports as artifacts, the model at ``model``.
+
+``gliomics calibrate-classifier`` (:func:`run_calibrate_classifier`) re-chooses
+the threshold of an already trained model on the split's validation fold and
+writes a copy of its model folder with it.
 
 ``gliomics register-classifier`` (:func:`run_register_classifier`) registers
 that model as a new version of ``gliomics-slice-classifier`` with its
@@ -82,12 +93,31 @@ def classifier_metadata(preprocessing, model_config: dict, min_area_px: int, **e
     return model_metadata(preprocessing, model_config, task=TASK, min_area_px=int(min_area_px), **extra)
 
 
+def _with_threshold(model, preprocessing, extra: dict):
+    """``(preprocessing, extra)`` with the threshold that training attached to ``model``, if any."""
+    import dataclasses
+
+    from gliomics.training.classification import attached_threshold
+
+    choice = attached_threshold(model)
+    if choice is None:
+        return preprocessing, extra
+    return (dataclasses.replace(preprocessing, threshold=choice.threshold),
+            {**extra, "threshold_selection": choice.to_dict()})
+
+
 def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_px: int, **extra) -> Path:
-    """Save ``model`` as a local MLflow model folder at ``path`` (atomically)."""
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically).
+
+    A threshold that :func:`gliomics.training.fit.fit_classifier` attached to
+    ``model`` replaces ``preprocessing.threshold`` and is recorded as metadata
+    ``threshold_selection``.
+    """
     import mlflow
 
     from gliomics.models.packaging import custom_objects
 
+    preprocessing, extra = _with_threshold(model, preprocessing, extra)
     example, signature = _signature(preprocessing.image_size)
     with io.atomic_path(path) as tmp:
         mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
@@ -98,11 +128,21 @@ def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_
 
 def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int, name: str = "model",
                    registered_model_name: str | None = None, **extra):
-    """Log ``model`` to the active MLflow run (tensorflow flavour, signature, input example, metadata)."""
+    """Log ``model`` to the active MLflow run (tensorflow flavour, signature, input example, metadata).
+
+    The threshold is handled as by :func:`save_classifier`; its numbers
+    (``threshold, val_accuracy_at_0.5, val_accuracy_at_threshold``) are
+    logged as metrics of the run.
+    """
     import mlflow
 
     from gliomics.models.packaging import custom_objects
+    from gliomics.training.classification import attached_threshold
 
+    preprocessing, extra = _with_threshold(model, preprocessing, extra)
+    choice = attached_threshold(model)
+    if choice is not None:
+        mlflow.log_metrics({k: float(v) for k, v in choice.metrics().items() if v is not None})
     example, signature = _signature(preprocessing.image_size)
     return mlflow.tensorflow.log_model(model, name=name, custom_objects=custom_objects(), signature=signature,
                                        input_example=example, registered_model_name=registered_model_name,
@@ -138,7 +178,7 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     from gliomics.progress import progress
     from gliomics.stages.evaluate_classifier import plot_confusion_matrix, plot_roc
     from gliomics.stages.train import split_patients
-    from gliomics.training.classification import slice_scores
+    from gliomics.training.classification import attached_threshold, slice_scores
     from gliomics.training.fit import fit_classifier
     from gliomics.training.tasks import ClassificationTask
 
@@ -195,12 +235,15 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
 
         task = ClassificationTask(min_area_px=int(params.min_area_px))
         labels, probs, _ = task.predict(result.model, store, val_patients, params.batch_size)
-        val = slice_scores(labels, probs)
+        choice = attached_threshold(result.model)  # chosen by fit_classifier on these same slices
+        val = slice_scores(labels, probs, choice.threshold)
         images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
         train_seconds = float(history["seconds"].sum()) if len(history) else 0.0
         metrics = {
             "best_val_roc_auc": None if math.isnan(result.best_score) else result.best_score,
             "best_epoch": result.best_epoch,
+            **choice.metrics(),
+            "threshold_method": choice.method,
             "val_accuracy": val["accuracy"],
             "val_roc_auc": val["roc_auc"],
             "val_f1": val["f1"],
@@ -225,8 +268,9 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
         io.write_json(reports_dir / "metrics.json", metrics)
         figures = [
             plot_learning_curves(history, reports_dir / "learning_curves.png"),
-            plot_confusion_matrix(labels, probs, 0.5, reports_dir / "confusion_matrix.png",
-                                  title=f"validation slices (best epoch {result.best_epoch})"),
+            plot_confusion_matrix(labels, probs, choice.threshold, reports_dir / "confusion_matrix.png",
+                                  title=f"validation slices (best epoch {result.best_epoch}), "
+                                        f"threshold {choice.threshold:.3g}"),
             plot_roc(labels, probs, reports_dir / "roc.png", title="validation ROC, per slice"),
         ]
         extra = {"best_val_roc_auc": result.best_score, "best_epoch": result.best_epoch,
@@ -242,13 +286,15 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
                                                  "model_dir": str(out_dir), "profile": profile or "",
                                                  "model_config": result.model_config,
                                                  "best_val_roc_auc": metrics["best_val_roc_auc"],
-                                                 "val_accuracy": metrics["val_accuracy"]})
+                                                 "val_accuracy": metrics["val_accuracy"],
+                                                 "threshold": choice.threshold})
         if mlflow is not None:
             # The best model's validation scores as best_val_*: val_* are the per-epoch series.
             mlflow.log_metrics({(k if k.startswith("best_") else k.replace("val_", "best_val_", 1)): float(v)
                                 for k, v in metrics.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                and not math.isnan(float(v)) and k not in ("val_roc_auc",)})
+                                and not math.isnan(float(v))
+                                and k not in ("val_roc_auc", *choice.metrics())})  # log_classifier logs these
             for artifact in (reports_dir / "history.csv", reports_dir / "metrics.json", *figures):
                 mlflow.log_artifact(str(artifact), artifact_path="reports")
             log_classifier(result.model, preprocessing, result.model_config, min_area_px=params.min_area_px,
@@ -261,6 +307,75 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
         **metrics,
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+# ------------------------------------------------------------------ calibrate
+
+
+def run_calibrate_classifier(model_dir, splits_csv, data_dir, *, val_fold: int, out_dir=None,
+                             setting="validation", batch_size: int = 16) -> dict:
+    """Re-choose the decision threshold of the trained classifier at ``model_dir`` (a local MLflow
+    model folder) on fold ``val_fold`` of ``splits_csv``, without retraining.
+
+    The validation patients' slices are read from the cohort at ``data_dir``
+    and labelled as ``gliomics evaluate --task classifier`` labels them (the
+    model's own ``min_area_px``); the test part is never read.
+    :func:`gliomics.training.classification.choose_threshold` picks the
+    threshold (``setting``: ``validation`` or a number). Writes a copy of the
+    folder at ``out_dir`` (default: ``<model_dir>-calibrated``) whose MLmodel
+    metadata has the new ``preprocessing.threshold`` and
+    ``threshold_selection``; returns the latter plus ``model_dir, out_dir,
+    previous_threshold``.
+
+    Refused (:class:`GliomicsError`, naming the file): a folder without an
+    MLmodel file, a model validated on another fold (metadata ``val_fold``)
+    or on other patients (``threshold_selection.val_patients``) than the
+    split's fold.
+    """
+    import shutil
+
+    from mlflow.models import Model
+
+    from gliomics.models.gate import load_classifier
+    from gliomics.models.packaging import METADATA_KEY
+    from gliomics.stages.evaluate import cohort_patients
+    from gliomics.stages.evaluate_classifier import classify_slices
+    from gliomics.stages.train import split_patients
+    from gliomics.training.classification import choose_threshold, threshold_setting
+
+    model_dir = Path(model_dir)
+    out_dir = Path(out_dir) if out_dir else model_dir.with_name(model_dir.name + "-calibrated")
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        raise GliomicsError(f"{model_dir}: not a local MLflow model folder (no MLmodel file)")
+    threshold_setting(setting)
+    model, preprocessing, metadata = load_classifier(str(model_dir))
+    if "preprocessing" not in metadata:
+        raise GliomicsError(f"{mlmodel}: no gliomics metadata; use a model from `gliomics train-classifier`")
+    _, val_patients = split_patients(splits_csv, int(val_fold))
+    trained_fold = metadata.get("val_fold")
+    if trained_fold is not None and int(trained_fold) != int(val_fold):
+        raise GliomicsError(f"{splits_csv}: the model {mlmodel} was validated on fold {trained_fold}, not "
+                            f"classifier.val_fold {val_fold}; calibrate on the model's own validation fold")
+    recorded = (metadata.get("threshold_selection") or {}).get("val_patients")
+    if recorded and sorted(map(str, recorded)) != val_patients:
+        raise GliomicsError(f"{splits_csv}: fold {val_fold} holds other patients than the model {mlmodel} was "
+                            "validated on (another split?); use the split the model was trained with")
+
+    root, by_folder = cohort_patients(data_dir, need_masks=True, patients=val_patients)
+    per_slice = classify_slices(root, by_folder, model, preprocessing,
+                                min_area_px=int(metadata.get("min_area_px", 1)), batch_size=batch_size)
+    choice = choose_threshold(per_slice["label"], per_slice["prob"], setting, val_patients)
+
+    with io.atomic_path(out_dir) as tmp:
+        shutil.copytree(model_dir, tmp)
+        record = Model.load(str(tmp / "MLmodel"))
+        gliomics_metadata = record.metadata[METADATA_KEY]
+        gliomics_metadata["preprocessing"]["threshold"] = choice.threshold
+        gliomics_metadata["threshold_selection"] = choice.to_dict()
+        record.save(str(tmp / "MLmodel"))
+    return {**choice.to_dict(), "previous_threshold": preprocessing.threshold, "model_dir": str(model_dir),
+            "out_dir": str(out_dir)}
 
 
 # ------------------------------------------------------------------ register
@@ -319,7 +434,8 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
             CLASSIFIER, info["version"],
             intended_use=("Gate before segmentation: says whether one FLAIR-centred slice of a lower-grade glioma "
                           "MRI holds tumour. Research use only; not a diagnostic device."),
-            selection={"trained by": "gliomics train-classifier", "best epoch by": "validation ROC AUC"},
+            selection={"trained by": "gliomics train-classifier", "best epoch by": "validation ROC AUC",
+                       "decision threshold": trained.get("threshold", 0.5)},
             training=trained.get("model_config", {}),
             metrics={k: v for k, v in {**val, **test}.items() if v is not None},
             evaluation=(f"Internal test: {evaluation.get('n_slices')} slices of {evaluation.get('n_patients')} "
@@ -327,8 +443,9 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
                         f"tumour when its mask has >= {evaluation.get('min_area_px')} pixels at the model's size."),
             provenance={"git commit": tags["git_commit"], "DVC data hash": data_hash, "profile": tags["profile"],
                         "training run": trained.get("run_id"), "register run": run.info.run_id},
-            limitations=["Thresholded at the stored threshold (0.5); tiny tumour specks below min_area_px "
-                         "count as no tumour.",
+            limitations=[f"Thresholded at the stored threshold ({trained.get('threshold', 0.5):.3g}, chosen on "
+                         "the validation slices unless fixed); tiny tumour specks below min_area_px count as "
+                         "no tumour.",
                          "Trained on TCGA-LGG (5 institutions); other scanners may need re-validation."])
         io.write_text(out_dir / MODEL_CARD, card)
         attach_model_card(info, card)

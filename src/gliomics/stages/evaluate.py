@@ -103,13 +103,12 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     :mod:`gliomics.models.gate`).
     """
     from gliomics.models import inference
-    from gliomics.models.packaging import load_segmenter
     from gliomics.training.metrics import per_patient_scores, summarise
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, _ = load_segmenter(model_uri)
+    model, preprocessing, _ = inference.load_model(model_uri)
     inference.check_model_size(model, preprocessing)
     settings = inference.post_settings(post, preprocessing)
     from gliomics.models.gate import load_gate, patient_probabilities

@@ -86,24 +86,16 @@ def plot_roc(labels, probs, path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
-                            min_area_px: int = 1, threshold: float | None = None, log_mlflow: bool = True,
-                            profile: str | None = None, batch_size: int = 16) -> dict:
-    """Score the slice classifier ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files."""
+def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_area_px: int = 1,
+                    batch_size: int = 16):
+    """Per-slice frame ``patient, slice, label, prob`` of the cohort folders ``by_folder``
+    (from :func:`gliomics.stages.evaluate.cohort_patients` with ``need_masks=True``)."""
     import pandas as pd
-    from sklearn.metrics import classification_report
 
-    from gliomics.models.gate import load_classifier, predict_slices
+    from gliomics.models.gate import predict_slices
     from gliomics.models.inference import check_image_shapes
-    from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
-    from gliomics.training.classification import mask_areas, patient_scores, slice_labels, slice_scores
-
-    started = time.perf_counter()
-    out_dir = Path(out_dir)
-    slice_labels([], min_area_px)  # checks min_area_px before any work
-    root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, _ = load_classifier(model_uri)
-    threshold = float(preprocessing.threshold if threshold is None else threshold)
+    from gliomics.stages.evaluate import read_images, read_masks
+    from gliomics.training.classification import mask_areas, slice_labels
 
     frames = []
     with progress("classifying slices", len(by_folder)) as update:
@@ -117,7 +109,28 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
                                         "slice": [s.slice for s in folder_slices], "label": labels,
                                         "prob": probs}))
             update(i, len(by_folder))
-    per_slice = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
+                            min_area_px: int = 1, threshold: float | None = None, log_mlflow: bool = True,
+                            profile: str | None = None, batch_size: int = 16) -> dict:
+    """Score the slice classifier ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files."""
+    from sklearn.metrics import classification_report
+
+    from gliomics.models.gate import load_classifier
+    from gliomics.stages.evaluate import cohort_patients
+    from gliomics.training.classification import patient_scores, slice_labels, slice_scores
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    slice_labels([], min_area_px)  # checks min_area_px before any work
+    root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
+    model, preprocessing, _ = load_classifier(model_uri)
+    threshold = float(preprocessing.threshold if threshold is None else threshold)
+
+    per_slice = classify_slices(root, by_folder, model, preprocessing, min_area_px=min_area_px,
+                                batch_size=batch_size)
 
     labels, probs = per_slice["label"].to_numpy(), per_slice["prob"].to_numpy()
     summary = slice_scores(labels, probs, threshold)

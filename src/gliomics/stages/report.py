@@ -49,11 +49,10 @@ def worst_overlays(ctx, *, post: dict | None = None, n: int = N_WORST):
     worst = table.sort_values("dice_3d", kind="stable").head(n)
     try:
         from gliomics.models import inference
-        from gliomics.models.packaging import load_segmenter
         from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
 
         root, by_folder = cohort_patients(ctx.data_dir, need_masks=True, patients=list(worst["patient"]))
-        model, preprocessing, _ = load_segmenter(model_uri)
+        model, preprocessing, _ = inference.load_model(model_uri)
         settings = inference.post_settings(post, preprocessing)
         cases = {}
         for folder_name, slices in by_folder.items():

@@ -58,14 +58,13 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
     :mod:`gliomics.models.gate`).
     """
     from gliomics.models import inference
-    from gliomics.models.packaging import load_segmenter
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(input_dir, need_masks=False)
     if out_dir.resolve() == root.resolve() or root.resolve() in out_dir.resolve().parents:
         raise GliomicsError(f"{out_dir}: the output must not be the input cohort or inside it")
-    model, preprocessing, _ = load_segmenter(model_uri)
+    model, preprocessing, _ = inference.load_model(model_uri)
     inference.check_model_size(model, preprocessing)
     settings = inference.post_settings(post, preprocessing)
     from gliomics.models.gate import load_gate, patient_probabilities

@@ -21,15 +21,30 @@ Per patient (:func:`patient_scores`): a patient is tumour-positive when any
 of its slices is (truth: any slice labelled 1; prediction: any slice with
 ``prob >= threshold``; score: the highest slice probability, for the
 patient-level ROC AUC), plus each patient's own slice accuracy.
+
+The decision threshold (:func:`choose_threshold`, setting
+``classifier.<profile>.threshold``): training samples ``tumour_fraction``
+(50 %) tumour slices, but a cohort has ~1/3, so the sigmoid's 0.5 is not the
+accuracy-optimal cut for real class balance. With ``validation`` (the
+default) the threshold is the one that maximises the accuracy over the
+*validation* patients' slices (never the test patients), predicted by the
+best model; a number fixes it (0.5: the old behaviour). It is stored as the
+model's ``Preprocessing.threshold`` (so evaluate, the gate and analyze use
+it) and recorded as a :class:`ThresholdChoice`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 THRESHOLD = 0.5
+#: ``classifier.<profile>.threshold`` value that chooses the threshold on the validation slices.
+VALIDATION = "validation"
+#: Attribute of a Keras model that carries its :class:`ThresholdChoice` from training to saving.
+_THRESHOLD_ATTRIBUTE = "_gliomics_threshold_choice"
 
 
 def slice_labels(tumour_pixels, min_area_px: int = 1) -> np.ndarray:
@@ -119,3 +134,95 @@ def patient_scores(frame, threshold: float = THRESHOLD):
 
 def nan_if_none(value) -> float:
     return math.nan if value is None else float(value)
+
+
+# ------------------------------------------------------------------ decision threshold
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The decision threshold of a trained classifier and the validation numbers behind it."""
+
+    threshold: float
+    method: str  # "validation" (chosen on the validation slices) or "fixed" (the setting's number)
+    val_accuracy_at_default: float | None  # validation accuracy at 0.5
+    val_accuracy: float | None  # validation accuracy at ``threshold``
+    n_val_slices: int
+    val_patients: tuple = ()
+
+    def metrics(self) -> dict:
+        """The MLflow metrics / metrics.json keys: ``threshold, val_accuracy_at_0.5, val_accuracy_at_threshold``."""
+        return {"threshold": self.threshold, "val_accuracy_at_0.5": self.val_accuracy_at_default,
+                "val_accuracy_at_threshold": self.val_accuracy}
+
+    def to_dict(self) -> dict:
+        """JSON-safe (model metadata ``threshold_selection``)."""
+        return {**asdict(self), "val_patients": list(self.val_patients)}
+
+
+def threshold_setting(value) -> float | None:
+    """``classifier.threshold`` -> None (choose on validation) or the fixed threshold in [0, 1]."""
+    from gliomics.errors import GliomicsError
+
+    if value == VALIDATION:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0:
+        return float(value)
+    raise GliomicsError(f"classifier.threshold must be {VALIDATION!r} or a number in [0, 1], got {value!r}")
+
+
+def _accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float) -> float | None:
+    return float(np.mean((probs >= threshold).astype(np.int64) == labels)) if len(labels) else None
+
+
+def best_accuracy_threshold(labels, probs) -> float:
+    """The threshold ``t`` maximising the accuracy of ``prob >= t``; ties: the one closest to 0.5.
+
+    Candidates: 0.5 and the midpoints between consecutive distinct
+    probabilities (the finite thresholds of sklearn's
+    ``roc_curve(drop_intermediate=False)``, each moved halfway down to the
+    next lower score, so that no
+    slice sits exactly on the threshold and a re-prediction with float
+    noise does not flip it). Between two candidates the accuracy is constant,
+    so these reach every achievable confusion matrix except "all positive" /
+    "all negative". Without both classes, 0.5.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(np.unique(labels)) < 2:
+        return THRESHOLD
+    distinct = np.unique(probs)  # ascending
+    candidates = np.append((distinct[:-1] + distinct[1:]) / 2, THRESHOLD)
+    # Correct calls per candidate, from sorted scores (exact integer counts, so ties are ties).
+    positives, negatives = np.sort(probs[labels == 1]), np.sort(probs[labels == 0])
+    true_pos = len(positives) - np.searchsorted(positives, candidates, side="left")  # prob >= t
+    true_neg = np.searchsorted(negatives, candidates, side="left")  # prob < t
+    correct = true_pos + true_neg
+    best = np.flatnonzero(correct == correct.max())
+    # Closest to 0.5; an exact tie in distance goes to the higher threshold.
+    order = np.lexsort((-candidates[best], np.abs(candidates[best] - THRESHOLD)))
+    return float(candidates[best[order[0]]])
+
+
+def choose_threshold(labels, probs, setting=VALIDATION, val_patients=()) -> ThresholdChoice:
+    """The :class:`ThresholdChoice` for validation ``labels``/``probs`` and a ``classifier.threshold`` setting."""
+    fixed = threshold_setting(setting)
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    threshold = best_accuracy_threshold(labels, probs) if fixed is None else fixed
+    return ThresholdChoice(threshold=threshold, method=VALIDATION if fixed is None else "fixed",
+                           val_accuracy_at_default=_accuracy(labels, probs, THRESHOLD),
+                           val_accuracy=_accuracy(labels, probs, threshold), n_val_slices=int(len(labels)),
+                           val_patients=tuple(str(p) for p in val_patients))
+
+
+def attach_threshold(model, choice: ThresholdChoice):
+    """Let ``choice`` travel with ``model`` (e.g. through a tuning trial) to
+    :func:`gliomics.stages.classifier.save_classifier`; returns ``model``."""
+    object.__setattr__(model, _THRESHOLD_ATTRIBUTE, choice)  # a plain attribute: Keras does not track it
+    return model
+
+
+def attached_threshold(model) -> ThresholdChoice | None:
+    """The :class:`ThresholdChoice` attached by :func:`attach_threshold`, if any."""
+    return getattr(model, _THRESHOLD_ATTRIBUTE, None)

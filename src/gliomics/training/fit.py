@@ -142,8 +142,10 @@ def learning_rate(params: TrainParams):
 
 def run_fingerprint(store, train_patients, val_patients, params: TrainParams, task=None) -> str:
     """Hash of everything a resumed run must share with the checkpoint."""
+    settings = dataclasses.asdict(params)
+    settings.pop("threshold", None)  # the classifier's decision threshold is chosen after training
     payload = {
-        "params": dataclasses.asdict(params),
+        "params": settings,
         "train": list(train_patients),
         "val": list(val_patients),
         "store": store.fingerprint,
@@ -322,12 +324,32 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
 def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_dir, resume: bool = False,
                    on_epoch_end: Callable[[int, dict], None] | None = None, verbose: int = 0) -> FitResult:
     """Train a slice classifier (``params``: a :class:`gliomics.config.ClassifierParams`) as
-    :func:`fit_segmenter` trains a segmenter; the best epoch is the best ``val_roc_auc``."""
+    :func:`fit_segmenter` trains a segmenter; the best epoch is the best ``val_roc_auc``.
+
+    Then the decision threshold (``params.threshold``): the best model
+    predicts the validation slices and
+    :func:`gliomics.training.classification.choose_threshold` picks it; the
+    :class:`~gliomics.training.classification.ThresholdChoice` is attached to
+    ``result.model`` (``attached_threshold``), and
+    :func:`gliomics.stages.classifier.save_classifier`/``log_classifier``
+    store it as the model's ``Preprocessing.threshold``.
+    """
+    from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting
     from gliomics.training.tasks import ClassificationTask
 
+    threshold_setting(params.threshold)  # a bad setting fails before training, not after
     task = ClassificationTask(min_area_px=int(params.min_area_px))
-    return fit_model(task, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
-                     resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
+    result = fit_model(task, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
+                       resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
+    labels, probs, _ = task.predict(result.model, _open_store(store), list(val_patients), params.batch_size)
+    attach_threshold(result.model, choose_threshold(labels, probs, params.threshold, val_patients))
+    return result
+
+
+def _open_store(store):
+    from gliomics.data.arrays import ArrayStore, open_array_store
+
+    return store if isinstance(store, ArrayStore) else open_array_store(store)
 
 
 def fit_model(task, store, train_patients, val_patients, params: TrainParams, *, checkpoint_dir,
