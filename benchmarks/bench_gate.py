@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
+from _common import run_logged  # noqa: E402
 
 
 def evaluate(segmenter: str, out: Path, part: str, params_file: Path, gate: str | None) -> dict:
@@ -31,13 +32,9 @@ def evaluate(segmenter: str, out: Path, part: str, params_file: Path, gate: str 
                "reports/split/splits.csv", "--part", part, "--out", str(out)]
     if gate:
         command += ["--gate", gate]
-    started = time.perf_counter()
-    with open(out.with_suffix(".log"), "w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        sys.exit(f"{' '.join(command)} failed (exit {code}); see {out.with_suffix('.log')}")
+    seconds = run_logged(command, out.with_suffix(".log"))
     summary = json.loads((out / "summary.json").read_text())
-    summary["command_seconds"] = round(time.perf_counter() - started, 1)
+    summary["command_seconds"] = round(seconds, 1)
     return summary
 
 

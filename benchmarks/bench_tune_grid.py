@@ -2,7 +2,7 @@
 
     cd <project with data/raw, reports/validate/manifest.csv, reports/split/splits.csv>
     python <repo>/benchmarks/bench_tune_grid.py [--out benchmarks/results/tune_grid_<date>]
-        [--tpe-trials 6] [--no-register]
+        [--tpe-trials 6] [--tpe-promote-top-k 1] [--no-register]
 
 Both searches use the project's ``params.yaml`` with ``profile: cpu`` and the
 same low-fidelity settings (``tune.cpu.low_fidelity``); only ``tune.cpu`` is
@@ -12,9 +12,13 @@ replaced:
   of :data:`SPACE` trained once at low fidelity (the exhaustive reference);
 * **tpe**: seeded TPE (``startup_trials`` random first), Hyperband pruning on
   the per-epoch validation per-patient 3D Dice, ``--tpe-trials`` trials,
-  ``promote_top_k: 1``: its best configuration is retrained at full fidelity
-  (``train.cpu`` settings) and, unless ``--no-register``, scored on the
-  internal test patients by ``gliomics register --promote never``.
+  ``promote_top_k`` from ``--tpe-promote-top-k`` (1): its best configuration is
+  retrained at full fidelity (``train.cpu`` settings) and, unless
+  ``--no-register``, scored on the internal test patients by
+  ``gliomics register --promote never`` (0: neither).
+
+Killed, it can simply be started again: both studies continue where they
+stopped (a killed trial is failed and re-enqueued; finished ones are kept).
 
 Each search is one ``gliomics tune`` subprocess (so every trial is in MLflow
 and Optuna as a user would see it). Reported per search: wall seconds, the
@@ -29,14 +33,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
+from _common import run_logged  # noqa: E402
 
 #: The small grid of the issue: 2 backbones x 2 activations x 2 poolings, one
 #: loss, learning rate, batch size and augmentation.
@@ -53,7 +58,7 @@ SPACE = {
 SEARCHED = ("backbone", "activation", "pooling")
 
 
-def tune_settings(base: dict, kind: str, tpe_trials: int) -> dict:
+def tune_settings(base: dict, kind: str, tpe_trials: int, tpe_promote_top_k: int = 1) -> dict:
     settings = copy.deepcopy(base)
     settings["space"] = copy.deepcopy(SPACE)
     settings["model_options"] = {}
@@ -62,18 +67,9 @@ def tune_settings(base: dict, kind: str, tpe_trials: int) -> dict:
                         pruner={"name": "none"}, promote_top_k=0)
     else:
         settings.update(study_name="bench-tpe", sampler="tpe", n_trials=tpe_trials, timeout=0, startup_trials=3,
-                        pruner={"name": "hyperband", "min_resource": 1, "reduction_factor": 3}, promote_top_k=1)
+                        pruner={"name": "hyperband", "min_resource": 1, "reduction_factor": 3},
+                        promote_top_k=tpe_promote_top_k)
     return settings
-
-
-def run(command: list[str], log: Path) -> float:
-    started = time.perf_counter()
-    with open(log, "w") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if code != 0:
-        sys.exit(f"{' '.join(command)} failed (exit {code}); see {log}")
-    return seconds
 
 
 def trial_stats(reports: Path) -> dict:
@@ -99,6 +95,7 @@ def main() -> None:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     parser.add_argument("--out", default=f"benchmarks/results/tune_grid_{date}")
     parser.add_argument("--tpe-trials", type=int, default=6)
+    parser.add_argument("--tpe-promote-top-k", type=int, default=1)
     parser.add_argument("--no-register", action="store_true")
     args = parser.parse_args()
     if not Path("reports/split/splits.csv").exists():
@@ -112,12 +109,13 @@ def main() -> None:
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     for kind in ("grid", "tpe"):
         variant = copy.deepcopy(params)
-        variant["tune"]["cpu"] = tune_settings(params["tune"]["cpu"], kind, args.tpe_trials)
+        variant["tune"]["cpu"] = tune_settings(params["tune"]["cpu"], kind, args.tpe_trials,
+                                                  args.tpe_promote_top_k)
         params_file = out / f"params_{kind}.yaml"
         params_file.write_text(yaml.safe_dump(variant, sort_keys=False))
         reports = out / kind
-        seconds = run(["gliomics", "--params", str(params_file), "tune", "--reports", str(reports),
-                       "--out", str(out / f"{kind}_model")], out / f"{kind}.log")
+        seconds = run_logged(["gliomics", "--params", str(params_file), "tune", "--reports", str(reports),
+                              "--out", str(out / f"{kind}_model")], out / f"{kind}.log")
         entry = {"wall_seconds": round(seconds, 1), **trial_stats(reports)}
         entry["best_json"] = json.loads((reports / "best.json").read_text())
         result[kind] = entry
@@ -130,10 +128,10 @@ def main() -> None:
     result["tpe"]["grid_rank_of_best_config"] = ranks[0] if ranks else None
     result["cost_ratio_tpe_over_grid"] = round(result["tpe"]["low_trial_seconds"]
                                                / max(result["grid"]["low_trial_seconds"], 1e-9), 3)
-    if not args.no_register:
-        seconds = run(["gliomics", "--params", str(out / "params_tpe.yaml"), "register", "--best",
-                       str(out / "tpe" / "best.json"), "--out", str(out / "tpe_register"), "--promote", "never"],
-                      out / "register.log")
+    if not args.no_register and args.tpe_promote_top_k > 0:
+        seconds = run_logged(["gliomics", "--params", str(out / "params_tpe.yaml"), "register", "--best",
+                              str(out / "tpe" / "best.json"), "--out", str(out / "tpe_register"), "--promote",
+                              "never"], out / "register.log")
         registered = json.loads((out / "tpe_register" / "registered.json").read_text())
         result["tpe"]["register"] = {"seconds": round(seconds, 1), **registered}
     result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -33,6 +33,17 @@ def cohort_copy(small_cohort, tmp_path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def store32(small_cohort, tmp_path_factory):
+    """The small cohort's 32 px array store, its first 3 patients (training) and the rest (validation)."""
+    from gliomics.data.arrays import build_array_store, open_array_store
+
+    out = tmp_path_factory.mktemp("store") / "arrays"
+    build_array_store(small_cohort, out, image_size=32)
+    store = open_array_store(out)
+    return store, store.patients[:3], store.patients[3:]
+
+
 @pytest.fixture(autouse=True)
 def isolated_mlflow(tmp_path, monkeypatch):
     """Every test logs to its own throwaway MLflow store, never the project's."""

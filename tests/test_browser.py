@@ -15,14 +15,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +39,6 @@ def chromium_binary() -> str | None:
     """The Chromium to drive: $GLIOMICS_CHROMIUM, else the Debian package's binary on PATH."""
     candidates = [os.environ.get("GLIOMICS_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")]
     return next((c for c in candidates if c and Path(c).exists()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _fill_store(tmp_path: Path) -> str:
@@ -77,19 +71,6 @@ def _fill_store(tmp_path: Path) -> str:
     return experiment_id
 
 
-def _wait_for_server(port: int, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"gliomics ui exited with {server.returncode}: {log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"the MLflow UI did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
-
-
 def _stop(server: subprocess.Popen) -> None:
     """SIGTERM the server's process group, then SIGKILL whatever is left of it."""
     os.killpg(server.pid, signal.SIGTERM)
@@ -113,7 +94,7 @@ def test_mlflow_ui_shows_nested_trials_and_the_champion(tmp_path, monkeypatch):
 
     experiment_id = _fill_store(tmp_path)
     monkeypatch.chdir(tmp_path)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "ui.log"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # MLflow runs uvicorn
                MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # no GenAI job workers: a dozen fewer processes
@@ -126,8 +107,8 @@ def test_mlflow_ui_shows_nested_trials_and_the_champion(tmp_path, monkeypatch):
     for old in SCREENSHOTS.glob("mlflow_*.png"):
         old.unlink()
     try:
-        _wait_for_server(port, server, log)
         base = f"http://127.0.0.1:{port}"
+        wait_for_health(base, server, log, "gliomics ui", START_TIMEOUT_S)
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True,
                                         args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])

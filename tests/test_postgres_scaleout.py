@@ -21,16 +21,15 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import TINY_TRAIN, TINY_TUNE, free_port, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +50,6 @@ def postgres_bin_dir() -> Path | None:
         if candidate and (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_cluster_owner(command: list[str]) -> list[str]:
@@ -95,7 +88,7 @@ def postgres():
     data = base / "data"
     if os.geteuid() == 0:
         os.chown(base, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_cluster_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                                       "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
     options = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
@@ -119,7 +112,7 @@ def postgres():
 def mlflow_server(postgres, tmp_path_factory):
     """``mlflow server`` backed by the PostgreSQL database ``mlflow``, serving artifacts; yields its URL."""
     root = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = free_port()
     log = root / "server.log"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # no GenAI job workers: a dozen fewer processes
@@ -131,17 +124,7 @@ def mlflow_server(postgres, tmp_path_factory):
         cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server exited with {server.returncode}: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
+        wait_for_health(url, server, log, "mlflow server", START_TIMEOUT_S)
         yield url
     finally:
         _stop_group(server)
@@ -207,15 +190,7 @@ def test_two_processes_share_a_study_and_a_tracking_server(postgres, mlflow_serv
     assert study.study_name == "plumbing"
 
 
-TINY_TRAIN = {"model": {"arch": "plain_unet", "base_filters": 4, "depth": 2}, "image_size": 32, "batch_size": 4,
-              "epochs": 2, "steps_per_epoch": 2, "learning_rate": 0.01, "precision": "fp32", "seed": 3,
-              "augment": {"distortion": None}, "val_fold": 0}
-TINY_TUNE = {"study_name": "pg", "n_trials": 4, "sampler_seed": 0, "startup_trials": 4, "promote_top_k": 2,
-             "pruner": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 2},
-             "space": {"arch": ["plain_unet"], "activation": ["relu", "elu"], "pooling": ["max", "avg"],
-                       "learning_rate": [0.001, 0.03], "batch_size": [4], "augment_strength": [0.0, 1.0]},
-             "model_options": {"plain_unet": {"base_filters": 4, "depth": 2}},
-             "low_fidelity": {"image_size": 32, "train_patient_fraction": 0.67, "epochs": 2, "steps_per_epoch": 2}}
+PG_TUNE = {**TINY_TUNE, "study_name": "pg", "n_trials": 4, "startup_trials": 4, "promote_top_k": 2}
 
 
 def test_gliomics_tune_two_workers_on_postgresql(postgres, mlflow_server, small_cohort, tmp_path):
@@ -224,16 +199,13 @@ def test_gliomics_tune_two_workers_on_postgresql(postgres, mlflow_server, small_
     import yaml
 
     from gliomics.cli import build_parser
-    from gliomics.stages.validate import validate_cohort
+    from tests.helpers import validate_and_split
 
     if "tune" not in build_parser().format_help():
         pytest.skip("`gliomics tune` is not available")
-    validate_cohort(small_cohort, tmp_path / "validate", log_mlflow=False)
-    patients = sorted(pd.read_csv(tmp_path / "validate" / "manifest.csv")["patient"].astype(str).unique())
-    pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "fold1"], "fold": [0, 1, 1, 1]}) \
-        .to_csv(tmp_path / "splits.csv", index=False)
+    validate_and_split(small_cohort, tmp_path, ["fold0", "fold1", "fold1", "fold1"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"demo": TINY_TRAIN},
-                                                          "tune": {"demo": TINY_TUNE}}))
+                                                          "tune": {"demo": PG_TUNE}}))
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # the project root for relative paths
     storage = f"{postgres}/optuna"
     env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server,
@@ -251,7 +223,7 @@ def test_gliomics_tune_two_workers_on_postgresql(postgres, mlflow_server, small_
     for name in (best["study_name"], best["study_name"] + "-full"):
         trials += optuna.load_study(study_name=name, storage=storage).trials
     finished = [t for t in trials if t.state.is_finished()]
-    assert len(finished) == len(trials) >= TINY_TUNE["n_trials"]  # nothing left RUNNING, none lost
+    assert len(finished) == len(trials) >= PG_TUNE["n_trials"]  # nothing left RUNNING, none lost
     run_ids = [t.user_attrs.get("mlflow_run_id") for t in trials]
     assert None not in run_ids and len(set(run_ids)) == len(run_ids)
 

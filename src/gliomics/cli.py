@@ -24,6 +24,11 @@ def _params(args):
     return load_params(args.params)
 
 
+def _auc_text(auc: float | None) -> str:
+    """A ROC AUC for a message: "n/a" where it is undefined (one class only)."""
+    return "n/a" if auc is None else f"{auc:.3f}"
+
+
 def cmd_synth(args) -> int:
     from gliomics.stages.cohort import synthesize
 
@@ -174,7 +179,7 @@ def cmd_register_classifier(args) -> int:
     s = run_register_classifier(args.model_json, args.evaluation, args.out, data_dir=args.data or params.data.raw,
                                 promote_policy=args.promote or params.register.promote, profile=params.profile,
                                 mirror_dir=args.registry_dir)
-    auc = "n/a" if s["test_roc_auc"] is None else f"{s['test_roc_auc']:.3f}"
+    auc = _auc_text(s["test_roc_auc"])
     print(f"register-classifier: {s['model_uri']}: internal test ROC AUC {auc}, accuracy {s['test_accuracy']:.3f}; "
           + (f"now models:/{s['name']}@champion" if s["promoted"] else f"not promoted: {s['promotion_reason']}"))
     return 0
@@ -187,7 +192,7 @@ def _evaluate_classifier(args, params, patients) -> int:
     s = run_evaluate_classifier(args.data or params.data.raw, args.model, out, patients=patients,
                                 min_area_px=params.classifier_settings().min_area_px,
                                 log_mlflow=not args.no_mlflow, profile=params.profile)
-    auc = "n/a" if s["roc_auc"] is None else f"{s['roc_auc']:.3f}"
+    auc = _auc_text(s["roc_auc"])
     print(f"evaluate: {s['n_slices']} slices of {s['n_patients']} patients, accuracy {s['accuracy']:.3f}, "
           f"ROC AUC {auc}, F1 {s['f1']:.3f} → {out}")
     return 0
@@ -201,7 +206,7 @@ def cmd_train_classifier(args) -> int:
                              out_dir=args.out, store_dir=args.store, checkpoint_dir=args.checkpoints,
                              reports_dir=args.reports, resume=args.resume, log_mlflow=not args.no_mlflow,
                              profile=params.profile)
-    auc = "n/a" if s["best_val_roc_auc"] is None else f"{s['best_val_roc_auc']:.3f}"
+    auc = _auc_text(s["best_val_roc_auc"])
     print(f"train-classifier: {s['epochs_run']} epochs ({params.profile} profile) in {s['seconds']:.0f} s; best "
           f"validation ROC AUC {auc} (epoch {s['best_epoch']}), accuracy {s['val_accuracy']:.3f} at threshold "
           f"{s['threshold']:.3f}; model: {args.out} and {s['model_uri']}")
@@ -293,7 +298,8 @@ def cmd_analyze(args) -> int:
 
     params = _params(args)
     summary = run_analyze(args.input, args.out, params, model_uri=args.model, gate_uri=args.gate,
-                          reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical)
+                          reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical,
+                          splits_csv=args.splits)
     print(f"analyze: {summary['folder']}: {summary['n_slices']} slices, tumour on {summary['n_tumour_slices']} "
           f"({summary['tumour_voxels']} voxels) in {summary['seconds']:.1f} s → {args.out}/report.html, "
           "features.csv, masks/")
@@ -327,6 +333,29 @@ def cmd_ui(args) -> int:
     # Become the MLflow process, so that Ctrl-C and signals reach it directly.
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+
+
+def _add_cohort_args(p: argparse.ArgumentParser, *, manifest: bool = True, splits: bool = True) -> None:
+    """--data, and where the stage reads them, --manifest and --splits (the outputs of validate and split)."""
+    _add_data_arg(p)
+    if manifest:
+        p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    if splits:
+        p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+
+
+def _add_no_mlflow_arg(p: argparse.ArgumentParser, what: str = "a run") -> None:
+    p.add_argument("--no-mlflow", action="store_true", help=f"do not log {what} to MLflow")
+
+
+def _add_promotion_args(p: argparse.ArgumentParser, registry_dir: str) -> None:
+    """--promote and --registry-dir of the register commands."""
+    p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
+    p.add_argument("--registry-dir", default=registry_dir, help="champion mirror files (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,28 +394,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a cohort with Great Expectations; write the slice manifest",
                        description="Validate data.csv and every slice of a cohort in the Kaggle layout; write "
                        "manifest.csv, gx_results.json, summary.json and GX Data Docs to OUT.")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    _add_data_arg(p)
     p.add_argument("--out", default="reports/validate", help="default: %(default)s")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("split", help="patient-level internal test set and k folds",
                        description="Split the validated cohort by patient into a test set and k folds, "
                        "stratified by histology (and institution where counts allow).")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
-    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+    _add_cohort_args(p, splits=False)
     p.add_argument("--out", default="reports/split", help="default: %(default)s")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("features", help="shape and GLCM texture features per patient",
                        description="Compute the 10 shape + 4 GLCM thesis features (largest tumour slice; BEVR "
                        "in 3D), their all-slice means and 3D descriptors, one row per patient.")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    _add_data_arg(p)
     p.add_argument("--masks", choices=["truth", "predicted"], default="truth",
                    help="which masks: the cohort's own (truth) or a `gliomics segment` output folder (predicted)")
     p.add_argument("--out", help="CSV to write (default: reports/features/features_<masks>.csv)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("associate", help="feature x genomic cluster association tests, ROC AUC, plots",
@@ -397,18 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/associations/truth", help="default: %(default)s")
     p.add_argument("--metrics", help="also write the headline numbers to this JSON file (for `dvc metrics`)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_associate)
 
     p = sub.add_parser("train", help="train a segmenter (settings: train.<profile> in params)",
                        description="Train a segmenter on the split's training folds, validate on train.val_fold "
                        "(never the test patients), checkpoint every epoch, log everything to MLflow.")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
-    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
-    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    _add_cohort_args(p)
     p.add_argument("--out", default="models/segmenter", help="local MLflow model folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="Optuna search of the segmenter or slice classifier (settings: "
@@ -419,9 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["segmenter", "classifier"], default="segmenter",
                    help="segmenter (tune.<profile>, metric val_dice_3d) or classifier (tune_classifier.<profile>, "
                    "val_roc_auc) (default: %(default)s)")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
-    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
-    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    _add_cohort_args(p)
     p.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite:///<project>/optuna/optuna.db)")
     p.add_argument("--study", help="study name (default: tune.study_name plus a hash of data and settings)")
     p.add_argument("--n-trials", type=int, help="override tune.n_trials (finished low-fidelity trials)")
@@ -430,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", help="default: reports/tune (segmenter), reports/classifier/tune (classifier)")
     p.add_argument("--out", help="the best model's local MLflow folder (default: models/tuned, "
                    "models/tuned_classifier)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log runs to MLflow")
+    _add_no_mlflow_arg(p, "runs")
     # Set by the coordinator for its worker processes (or by hand to join a search from another machine).
     p.add_argument("--worker", action="store_true", help="run trials of an existing search only (no reports)")
     p.add_argument("--phase", default="low", help=argparse.SUPPRESS)
@@ -446,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "every slice: OUT/per_slice.csv, OUT/summary.json, confusion matrix and ROC plots.")
     p.add_argument("--task", choices=["segmenter", "classifier"], default="segmenter",
                    help="what the model is (default: %(default)s)")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    _add_data_arg(p)
     p.add_argument("--model", required=True,
                    help="MLflow model URI (runs:/…, models:/name/N, models:/name@alias) or a local model folder")
     p.add_argument("--out", help="default: reports/evaluate (segmenter), reports/classifier/evaluate (classifier)")
@@ -454,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "segmented (empty masks; threshold segment.gate_threshold)")
     p.add_argument("--split", help="splits.csv: evaluate only the patients of --part")
     p.add_argument("--part", default="test", help="part of --split to evaluate (default: %(default)s)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("segment", help="write predicted masks for a cohort",
@@ -466,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free are not segmented "
                    "(empty masks; threshold segment.gate_threshold). Off by default")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("train-classifier", help="train the tumour / no-tumour slice classifier "
@@ -474,15 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a ResNet slice classifier on the split's training folds, select on the "
                        "validation ROC AUC of classifier.val_fold (never the test patients), checkpoint every "
                        "epoch, log everything to MLflow (experiment train_classifier).")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
-    p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
-    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    _add_cohort_args(p)
     p.add_argument("--out", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
     p.add_argument("--store", default="data/arrays", help="array store cache (default: %(default)s)")
     p.add_argument("--reports", default="reports/classifier/train", help="default: %(default)s")
     p.add_argument("--checkpoints", default="checkpoints/classifier", help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_train_classifier)
 
     p = sub.add_parser("register-classifier", help="register the trained slice classifier with its test scores",
@@ -493,8 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluation", default="reports/classifier/evaluate/summary.json", help="default: %(default)s")
     p.add_argument("--data", help="cohort folder, for the data hash (default: data.raw from params)")
     p.add_argument("--out", default="reports/classifier/register", help="default: %(default)s")
-    p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
-    p.add_argument("--registry-dir", default="reports/registry", help="champion mirror files (default: %(default)s)")
+    _add_promotion_args(p, MIRROR_DIR)
     p.set_defaults(func=cmd_register_classifier)
 
     p = sub.add_parser("calibrate-classifier", help="re-choose a trained slice classifier's decision threshold "
@@ -504,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "most accurate one), and write a copy of the model folder that carries it.")
     p.add_argument("--model", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
     p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    _add_data_arg(p)
     p.add_argument("--out", help="default: MODEL-calibrated")
     p.set_defaults(func=cmd_calibrate_classifier)
 
@@ -513,11 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
                        f"version of {SEGMENTER} with provenance tags and a model card, then apply "
                        "register.promote (never, if_better, always).")
     p.add_argument("--best", default="reports/tune/best.json", help="written by `gliomics tune` (default: %(default)s)")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
-    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+    _add_cohort_args(p, manifest=False)
     p.add_argument("--out", default="reports/register", help="default: %(default)s")
-    p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
-    p.add_argument("--registry-dir", default=MIRROR_DIR, help="champion mirror files (default: %(default)s)")
+    _add_promotion_args(p, MIRROR_DIR)
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("promote", help="give a registered version the alias the pipeline uses (champion)",
@@ -544,10 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "sections not yet available say which command fills them.")
     p.add_argument("--out", default="reports/index.html", help="default: %(default)s")
     p.add_argument("--reports", default="reports", help="folder of the stage reports (default: %(default)s)")
-    p.add_argument("--data", help="cohort folder (default: data.raw from params)")
+    _add_data_arg(p)
     p.add_argument("--no-overlays", action="store_true",
                    help="skip the worst test patients' overlay strips (no model is loaded)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log a run to MLflow")
+    _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("analyze", help="one new patient: segment, features, report",
@@ -563,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--associations", default="reports/associations/truth",
                    help="the cohort's association results (default: %(default)s)")
     p.add_argument("--clinical", help="the reference cohort's data.csv (default: data.raw/data.csv from params)")
+    p.add_argument("--splits", default="reports/split/splits.csv",
+                   help="the reference keeps this split's training/validation patients, the data the model was "
+                        "developed on (default: %(default)s; all patients of --reference when the file is absent)")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("summary", help="print what the pipeline produced and how to look at it",

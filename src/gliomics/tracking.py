@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -148,3 +148,8 @@ def stage_run(
         except BaseException as exc:
             mlflow.set_tag("error", str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
             raise
+
+
+def optional_stage_run(log_mlflow: bool, stage: str, **kwargs):
+    """:func:`stage_run` (``stage``, ``**kwargs``) when the stage logs to MLflow, else a context yielding None."""
+    return stage_run(stage, **kwargs) if log_mlflow else nullcontext(None)

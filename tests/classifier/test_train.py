@@ -5,35 +5,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import gliomics  # noqa: F401  (tf-keras 2)
 from gliomics.config import ClassifierParams
+from tests.helpers import TINY_FIT, Killed, kill_after_first_epoch, validate_and_split
 
 TINY = {"arch": "resnet_classifier", "depth": 50, "base_filters": 4, "stage_blocks": [1, 1, 1, 1]}
 
 
 def tiny_params(**overrides) -> ClassifierParams:
-    values = dict(model=TINY, image_size=32, batch_size=4, epochs=2, steps_per_epoch=2, learning_rate=1e-2,
-                  schedule="cosine", early_stopping_patience=5, precision="fp32", seed=3,
-                  augment={"distortion": None})
-    values.update(overrides)
-    return ClassifierParams(**values)
-
-
-@pytest.fixture(scope="module")
-def store32(small_cohort, tmp_path_factory):
-    from gliomics.data.arrays import build_array_store, open_array_store
-
-    out = tmp_path_factory.mktemp("store") / "arrays"
-    build_array_store(small_cohort, out, image_size=32)
-    store = open_array_store(out)
-    return store, store.patients[:3], store.patients[3:]
-
-
-class Killed(Exception):
-    pass
+    return ClassifierParams(**{**TINY_FIT, "model": TINY, "steps_per_epoch": 2, **overrides})
 
 
 def test_fit_classifier_history_and_exact_resume(store32, tmp_path):
@@ -50,12 +32,8 @@ def test_fit_classifier_history_and_exact_resume(store32, tmp_path):
     assert np.isnan(full.best_val_dice_3d)
     assert full.model.output_shape == (None, 1) and full.model_config["input_shape"] == [32, 32, 3]
 
-    def kill_after_first(epoch, row):
-        if epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        fit_classifier(store, train, val, params, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first)
+        fit_classifier(store, train, val, params, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first_epoch)
     resumed = fit_classifier(store, train, val, params, checkpoint_dir=tmp_path / "b", resume=True)
     assert resumed.resumed_from == 1 and resumed.best_epoch == full.best_epoch
     for a, b in zip(full.model.get_weights(), resumed.model.get_weights()):
@@ -97,15 +75,9 @@ def test_bad_loss_is_clear(store32, tmp_path):
 
 @pytest.fixture(scope="module")
 def stage_inputs(small_cohort, tmp_path_factory):
-    from gliomics.stages.validate import validate_cohort
-
     root = tmp_path_factory.mktemp("stage")
-    validate_cohort(small_cohort, root / "validate", log_mlflow=False)
-    manifest = root / "validate" / "manifest.csv"
-    patients = sorted(pd.read_csv(manifest)["patient"].astype(str).unique())
-    splits = pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "test"], "fold": [0, 1, 1, -1]})
-    splits.to_csv(root / "splits.csv", index=False)
-    return root, manifest, root / "splits.csv", patients
+    manifest, splits, patients = validate_and_split(small_cohort, root, ["fold0", "fold1", "fold1", "test"])
+    return root, manifest, splits, patients
 
 
 def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path):

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 import gliomics  # noqa: F401
 from gliomics.config import ClassifierParams, LowFidelityParams, TuneParams, TuneSpaceParams
 from gliomics.errors import GliomicsError
+from tests.helpers import validate_and_split
 
 
 @pytest.fixture(scope="module")
 def inputs(small_cohort, tmp_path_factory):
-    from gliomics.stages.validate import validate_cohort
-
     root = tmp_path_factory.mktemp("tune")
-    validate_cohort(small_cohort, root / "validate", log_mlflow=False)
-    manifest = root / "validate" / "manifest.csv"
-    patients = sorted(pd.read_csv(manifest)["patient"].astype(str).unique())
-    pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "test"],
-                  "fold": [0, 1, 1, -1]}).to_csv(root / "splits.csv", index=False)
-    return root, manifest, root / "splits.csv"
+    manifest, splits, _ = validate_and_split(small_cohort, root, ["fold0", "fold1", "fold1", "test"])
+    return root, manifest, splits
 
 
 def make_task(small_cohort, inputs, **space):

@@ -32,7 +32,7 @@ def _args(patient_dir, out, model, reports: Path, cohort: Path, *extra):
     return ["analyze", "--input", str(patient_dir), "--out", str(out), "--model", str(model),
             "--reference", str(reports / "features" / "features_truth.csv"),
             "--associations", str(reports / "associations" / "truth"), "--clinical", str(cohort / "data.csv"),
-            *extra]
+            "--splits", str(reports / "split" / "splits.csv"), *extra]
 
 
 def test_analyze_writes_report_features_and_masks(patient_dir, stub_segmenter, full_reports, small_cohort,
@@ -42,6 +42,8 @@ def test_analyze_writes_report_features_and_masks(patient_dir, stub_segmenter, f
     out = tmp_path / "out"
     assert main(_args(patient_dir, out, stub_segmenter, full_reports, small_cohort)) == 0
     assert sorted(p.name for p in out.iterdir()) == ["features.csv", "masks", "report.html"]
+    page = (out / "report.html").read_text()
+    assert "development patients (training and validation folds of" in page
 
     n_slices = len(list(patient_dir.glob("*.tif")))
     masks = sorted((out / "masks").glob("*_mask.tif"))
@@ -193,3 +195,25 @@ def test_analyze_a_real_patient(real_cohort, stub_segmenter, full_reports, tmp_p
     assert features.loc[0, "folder"] == source.name
     assert len(list((out / "masks").glob("*_mask.tif"))) == len(list(patient.glob("*.tif")))
     assert "<h2>Features</h2>" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_reference_is_the_models_development_patients(tmp_path):
+    """The percentiles compare with the training + validation patients, never the internal test ones."""
+    import pandas as pd
+
+    from gliomics.errors import GliomicsError
+    from gliomics.stages.analyze import development_patients
+
+    reference = pd.DataFrame({"patient": ["A", "B", "C", "D"], "solidity": [0.1, 0.2, 0.3, 0.4]})
+    splits = tmp_path / "splits.csv"
+    pd.DataFrame({"patient": ["A", "B", "C", "D"], "part": ["fold0", "fold1", "test", "test"]}).to_csv(splits, index=False)
+    kept, scope = development_patients(reference, splits)
+    assert list(kept["patient"]) == ["A", "B"] and "training and validation folds" in scope
+    everyone, scope = development_patients(reference, None)
+    assert len(everyone) == 4 and scope == "all patients of the table"
+    pd.DataFrame({"patient": ["X"], "part": ["fold0"]}).to_csv(splits, index=False)
+    with pytest.raises(GliomicsError, match="none of its training/validation patients"):
+        development_patients(reference, splits)
+    splits.write_text("nothing,here\n1,2\n")
+    with pytest.raises(GliomicsError, match="not a splits table"):
+        development_patients(reference, splits)

@@ -10,31 +10,13 @@ import pytest
 
 import gliomics  # noqa: F401  (tf-keras 2)
 from gliomics.config import TrainParams
+from tests.helpers import TINY_FIT, Killed, kill_after_first_epoch, validate_and_split
 
 TINY = {"arch": "plain_unet", "base_filters": 4, "depth": 2}
 
 
 def tiny_params(**overrides) -> TrainParams:
-    values = dict(model=TINY, image_size=32, batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-2,
-                  schedule="cosine", early_stopping_patience=5, precision="fp32", seed=3,
-                  augment={"distortion": None})
-    values.update(overrides)
-    return TrainParams(**values)
-
-
-@pytest.fixture(scope="module")
-def store32(small_cohort, tmp_path_factory):
-    from gliomics.data.arrays import build_array_store, open_array_store
-
-    out = tmp_path_factory.mktemp("store") / "arrays"
-    build_array_store(small_cohort, out, image_size=32)
-    store = open_array_store(out)
-    patients = store.patients
-    return store, patients[:3], patients[3:]
-
-
-class Killed(Exception):
-    pass
+    return TrainParams(**{**TINY_FIT, "model": TINY, "steps_per_epoch": 3, **overrides})
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(store32, tmp_path):
@@ -44,12 +26,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(store32, tmp_path):
     params = tiny_params(epochs=3)
     full = fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "a")
 
-    def kill_after_first(epoch, row):
-        if epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first)
+        fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "b", on_epoch_end=kill_after_first_epoch)
     resumed = fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "b", resume=True)
 
     assert resumed.resumed_from == 1
@@ -89,7 +67,9 @@ def test_history_columns_schedule_and_early_stopping(store32, tmp_path):
     from gliomics.training.fit import fit_segmenter
 
     store, train, val = store32
-    result = fit_segmenter(store, train, val, tiny_params(epochs=3, early_stopping_patience=1, learning_rate=0.0,
+    # No batch norm: its moving statistics would still move at lr 0.
+    result = fit_segmenter(store, train, val, tiny_params(model={**TINY, "batch_norm": False}, epochs=3,
+                                                          early_stopping_patience=1, learning_rate=0.0,
                                                           schedule="constant"),
                            checkpoint_dir=tmp_path)
     h = result.history
@@ -150,18 +130,11 @@ def test_cosine_schedule_and_precision(store32):
 
 @pytest.fixture(scope="module")
 def stage_inputs(small_cohort, tmp_path_factory):
-    from gliomics.stages.validate import validate_cohort
-
     root = tmp_path_factory.mktemp("stage")
-    validate_cohort(small_cohort, root / "validate", log_mlflow=False)
-    manifest = root / "validate" / "manifest.csv"
-    patients = sorted(pd.read_csv(manifest)["patient"].astype(str).unique())
+    manifest, splits, patients = validate_and_split(small_cohort, root, ["fold0", "fold1", "fold1", "fold1"],
+                                                    absent_test_patient=True)
     assert len(patients) == 4
-    splits = pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "fold1"],
-                           "fold": [0, 1, 1, 1]})
-    splits.loc[len(splits)] = {"patient": "TCGA_XX_0000", "part": "test", "fold": -1}  # never read
-    splits.to_csv(root / "splits.csv", index=False)
-    return root, manifest, root / "splits.csv", patients
+    return root, manifest, splits, patients
 
 
 def _run(small_cohort, stage_inputs, out, **kwargs):

@@ -14,29 +14,16 @@ import pandas as pd
 import pytest
 import yaml
 
-TINY_TRAIN = {"model": {"arch": "plain_unet", "base_filters": 4, "depth": 2}, "image_size": 32, "batch_size": 4,
-              "epochs": 2, "steps_per_epoch": 2, "learning_rate": 0.01, "precision": "fp32", "seed": 3,
-              "augment": {"distortion": None}, "val_fold": 0}
-TINY_TUNE = {"study_name": "t", "n_trials": 3, "sampler_seed": 0, "startup_trials": 3, "promote_top_k": 1,
-             "pruner": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 2},
-             "space": {"arch": ["plain_unet"], "activation": ["relu", "elu"], "pooling": ["max", "avg"],
-                       "learning_rate": [0.001, 0.03], "batch_size": [4], "augment_strength": [0.0, 1.0]},
-             "model_options": {"plain_unet": {"base_filters": 4, "depth": 2}},
-             "low_fidelity": {"image_size": 32, "train_patient_fraction": 0.67, "epochs": 2, "steps_per_epoch": 2}}
+from tests.helpers import TINY_TRAIN, TINY_TUNE, validate_and_split
+
 
 
 @pytest.fixture(scope="module")
 def inputs(small_cohort, tmp_path_factory):
-    from gliomics.stages.validate import validate_cohort
-
     root = tmp_path_factory.mktemp("tune_inputs")
-    validate_cohort(small_cohort, root / "validate", log_mlflow=False)
-    manifest = root / "validate" / "manifest.csv"
-    patients = sorted(pd.read_csv(manifest)["patient"].astype(str).unique())
-    splits = pd.DataFrame({"patient": patients, "part": ["fold0", "fold1", "fold1", "fold1"], "fold": [0, 1, 1, 1]})
-    splits.loc[len(splits)] = {"patient": "TCGA_XX_0000", "part": "test", "fold": -1}  # never read
-    splits.to_csv(root / "splits.csv", index=False)
-    return small_cohort, manifest, root / "splits.csv"
+    manifest, splits, _ = validate_and_split(small_cohort, root, ["fold0", "fold1", "fold1", "fold1"],
+                                             absent_test_patient=True)
+    return small_cohort, manifest, splits
 
 
 def write_params(path, **tune_overrides):

@@ -122,6 +122,20 @@ def promote(name: str, version: int | str, *, alias: str = CHAMPION, metric: str
     }
 
 
+def promote_per_policy(name: str, version: int | str, policy: str, *, metric: str,
+                       mirror_dir: str | Path | None = MIRROR_DIR) -> tuple[bool, str]:
+    """Apply ``register.promote`` to a freshly registered version: ``never`` leaves @champion alone,
+    ``if_better`` promotes when :func:`promote` allows it, ``always`` forces it. Returns (promoted, reason)."""
+    if policy == "never":
+        return False, "register.promote is never: promote with `gliomics promote`"
+    try:
+        result = promote(name, version, alias=CHAMPION, metric=metric, force=policy == "always",
+                         mirror_dir=mirror_dir)
+    except PromotionRefused as exc:
+        return False, str(exc)
+    return True, result["reason"]
+
+
 def sync_mirror(name: str, alias: str = CHAMPION, mirror_dir: str | Path = MIRROR_DIR) -> Path | None:
     """Rewrite the mirror from the registry (after aliases were changed elsewhere, e.g. in the MLflow UI).
 

@@ -20,8 +20,10 @@ ignored). The command
    ``features.csv`` (one row) and ``masks/<folder>_<n>_mask.tif``.
 
 The report places each feature in the reference cohort (the project's
-``reports/features/features_truth.csv``: the features of the data the
-registered model was trained on) and, for the associations that were
+``reports/features/features_truth.csv``, limited to the patients the model
+was developed on: the training and validation folds of
+``reports/split/splits.csv``, never its internal test patients; the whole
+table when there is no split) and, for the associations that were
 significant after Bonferroni in ``reports/associations/truth``, says which
 cluster levels the value is typical of, with the cohort's AUC. It describes
 the cohort; it is not a diagnosis.
@@ -41,6 +43,7 @@ from gliomics.errors import GliomicsError
 
 DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
 REFERENCE = "reports/features/features_truth.csv"
+SPLITS = "reports/split/splits.csv"
 ASSOCIATIONS = "reports/associations/truth"
 REPORT = "report.html"
 FEATURES = "features.csv"
@@ -163,6 +166,24 @@ def _extreme(column, value) -> bool:
     return column == "percentile" and (value < 5 or value > 95)
 
 
+def development_patients(reference, splits_csv: Path | None):
+    """``(reference rows of the split's non-test patients, a phrase saying which)``; all rows without a split."""
+    import pandas as pd
+
+    if reference is None or splits_csv is None or not Path(splits_csv).is_file():
+        return reference, "all patients of the table"
+    try:
+        splits = pd.read_csv(splits_csv)
+        development = set(splits.loc[splits["part"] != "test", "patient"])
+    except (OSError, ValueError, KeyError):
+        raise GliomicsError(f"{splits_csv}: not a splits table (columns patient, part); "
+                            "run `gliomics split` or pass --splits") from None
+    kept = reference[reference["patient"].isin(development)]
+    if kept.empty:
+        raise GliomicsError(f"{splits_csv}: none of its training/validation patients is in the reference table")
+    return kept, f"the model's development patients (training and validation folds of {splits_csv})"
+
+
 def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Path | None):
     import pandas as pd
 
@@ -184,7 +205,8 @@ def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Pat
 
 
 def render_patient_report(folder: str, images, masks, row: dict, *, summary: dict, reference, tests, roc, clinical,
-                          spacing, reference_csv: Path, associations: Path) -> str:
+                          spacing, reference_csv: Path, associations: Path,
+                          reference_scope: str = "all patients of the table") -> str:
     """The self-contained HTML page of one analysed patient."""
     from gliomics.features import FEATURE_COLUMNS
     from gliomics.features.patient import SLICE_MEAN_COLUMNS
@@ -223,7 +245,7 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
     else:
         table = feature_percentiles(row, reference, columns)
         feats.add(h.paragraph(f"Each value's percentile among the {len(reference)} patients of the reference "
-                              f"cohort ({reference_csv}, truth masks)."))
+                              f"cohort ({reference_csv}, truth masks; {reference_scope})."))
         feats.add(h.image(feature_positions(reference, row, FEATURE_COLUMNS),
                           caption="the 14 thesis features"))
         feats.add(h.table(table, caption="feature values and their percentile in the reference cohort "
@@ -255,7 +277,7 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
 def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri: str = DEFAULT_MODEL,
                 gate_uri: str | None = None, reference_csv: str | Path = REFERENCE,
                 associations: str | Path = ASSOCIATIONS, clinical_csv: str | Path | None = None,
-                batch_size: int = 8) -> dict:
+                splits_csv: str | Path | None = None, batch_size: int = 8) -> dict:
     """Analyse one patient's folder; write ``out_dir`` (atomically); return a summary."""
     import pandas as pd
 
@@ -303,17 +325,20 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
         reference, tests, roc, clinical = _reference_tables(
             Path(reference_csv), Path(associations),
             Path(clinical_csv) if clinical_csv else Path(params.data.raw) / "data.csv")
+        reference, reference_scope = development_patients(reference, Path(splits_csv) if splits_csv else None)
         summary = {
             "input": str(input_dir), "out": str(out_dir), "folder": folder, "n_slices": len(slices),
             "slice_numbers": [n for n, _ in slices],
             "n_tumour_slices": int(masks.reshape(len(masks), -1).any(axis=1).sum()),
             "tumour_voxels": int(masks.sum()), "model_uri": str(model_uri), "gate_uri": gate_uri,
             "n_gated_out": n_gated_out, "post": settings,
+            "n_reference_patients": 0 if reference is None else int(len(reference)), "reference_scope": reference_scope,
         }
         summary["seconds"] = round(time.perf_counter() - started, 2)
         page = render_patient_report(folder, images, masks, row, summary=summary, reference=reference,
                                      tests=tests, roc=roc, clinical=clinical, spacing=feature_kw["spacing"],
-                                     reference_csv=Path(reference_csv), associations=Path(associations))
+                                     reference_csv=Path(reference_csv), associations=Path(associations),
+                                     reference_scope=reference_scope)
         with io.atomic_path(out_dir) as tmp:
             (tmp / MASKS).mkdir(parents=True)
             for (number, _), mask in zip(slices, masks):

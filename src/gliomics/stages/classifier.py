@@ -173,11 +173,9 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     the ``metrics.json`` numbers. ``on_epoch_end(epoch, row)`` is called after
     each epoch (after the MLflow logging), e.g. for a tuning pruner.
     """
-    from gliomics.data.arrays import build_array_store, open_array_store
-    from gliomics.models.preprocessing import Preprocessing
-    from gliomics.progress import progress
     from gliomics.stages.evaluate_classifier import plot_confusion_matrix, plot_roc
-    from gliomics.stages.train import split_patients
+    from gliomics.stages.train import open_training_store
+    from gliomics.tracking import optional_stage_run
     from gliomics.training.classification import attached_threshold, slice_scores
     from gliomics.training.fit import fit_classifier
     from gliomics.training.tasks import ClassificationTask
@@ -186,29 +184,12 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
     if int(params.min_area_px) < 1:
         raise GliomicsError(f"classifier.min_area_px must be >= 1, got {params.min_area_px}")
-    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
-    prefilter = None if params.prefilter in (None, "none") else params.prefilter
-    with progress("array store", 0) as update:
-        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=prefilter,
-                          manifest=manifest_csv, progress=update)
-    store = open_array_store(store_dir)
-    unknown = sorted(set(train_patients + val_patients) - set(store.patients))
-    if unknown:
-        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
-    preprocessing = Preprocessing.from_store_settings(store.settings)
+    store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
+                                                                             store_dir, params)
 
     run_params = {**flatten_classifier_params(params), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume}
-    if log_mlflow:
-        from gliomics import tracking
-
-        context = tracking.stage_run(EXPERIMENT, data_dir=data_dir, params=run_params, profile=profile)
-    else:
-        from contextlib import nullcontext
-
-        context = nullcontext(None)
-
-    with context as run:
+    with optional_stage_run(log_mlflow, EXPERIMENT, data_dir=data_dir, params=run_params, profile=profile) as run:
         mlflow = None
         if run is not None:
             import mlflow
@@ -399,7 +380,7 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
     from gliomics.registry import CHAMPION, CLASSIFIER, primary_metric
     from gliomics.registry.listing import get_alias
     from gliomics.registry.model_card import render_model_card
-    from gliomics.registry.promote import PromotionRefused, promote
+    from gliomics.registry.promote import promote_per_policy
     from gliomics.registry.register import attach_model_card, register_version
 
     started = time.perf_counter()
@@ -449,15 +430,8 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
                          "Trained on TCGA-LGG (5 institutions); other scanners may need re-validation."])
         io.write_text(out_dir / MODEL_CARD, card)
         attach_model_card(info, card)
-        if promote_policy == "never":
-            promoted, reason = False, "register.promote is never: promote with `gliomics promote`"
-        else:
-            try:
-                result = promote(CLASSIFIER, info["version"], alias=CHAMPION, metric=primary_metric(CLASSIFIER),
-                                 force=promote_policy == "always", mirror_dir=mirror_dir)
-                promoted, reason = True, result["reason"]
-            except PromotionRefused as exc:
-                promoted, reason = False, str(exc)
+        promoted, reason = promote_per_policy(CLASSIFIER, info["version"], promote_policy,
+                                              metric=primary_metric(CLASSIFIER), mirror_dir=mirror_dir)
         mlflow.set_tags({"registered_model": CLASSIFIER, "registered_version": str(info["version"]),
                          "promoted": str(promoted).lower()})
     holder = get_alias(CLASSIFIER, CHAMPION)

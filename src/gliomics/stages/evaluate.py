@@ -94,6 +94,19 @@ def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
     return np.stack(masks)
 
 
+def load_segmenter(model_uri: str, post: dict | None, gate: str | None, gate_threshold: float | None):
+    """The segmenter at ``model_uri`` (checked against its preprocessing's image size), its post-processing
+    settings and the optional slice gate: (model, preprocessing, settings, slice_gate or None)."""
+    from gliomics.models import inference
+    from gliomics.models.gate import load_gate
+
+    model, preprocessing, _ = inference.load_model(model_uri)
+    inference.check_model_size(model, preprocessing)
+    settings = inference.post_settings(post, preprocessing)
+    slice_gate = load_gate(gate, gate_threshold) if gate else None
+    return model, preprocessing, settings, slice_gate
+
+
 def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
                  post: dict | None = None, log_mlflow: bool = True, profile: str | None = None,
                  batch_size: int = 8, gate: str | None = None, gate_threshold: float | None = None) -> dict:
@@ -103,17 +116,13 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     :mod:`gliomics.models.gate`).
     """
     from gliomics.models import inference
+    from gliomics.models.gate import patient_probabilities
     from gliomics.training.metrics import per_patient_scores, summarise
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, _ = inference.load_model(model_uri)
-    inference.check_model_size(model, preprocessing)
-    settings = inference.post_settings(post, preprocessing)
-    from gliomics.models.gate import load_gate, patient_probabilities
-
-    slice_gate = load_gate(gate, gate_threshold) if gate else None
+    model, preprocessing, settings, slice_gate = load_segmenter(model_uri, post, gate, gate_threshold)
 
     truths, preds = {}, {}
     with progress("evaluating patients", len(by_folder)) as update:

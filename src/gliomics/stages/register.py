@@ -198,7 +198,7 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
     import mlflow
 
     from gliomics import tracking
-    from gliomics.registry.promote import PromotionRefused, promote
+    from gliomics.registry.promote import promote_per_policy
     from gliomics.registry.register import attach_model_card, register_version
     from gliomics.stages.evaluate import SUMMARY, PER_PATIENT, run_evaluate
     from gliomics.stages.split import patients_of_part
@@ -235,15 +235,8 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
         mlflow.log_artifact(str(out_dir / MODEL_CARD))
         mlflow.set_tags({"registered_model": name, "registered_version": str(info["version"])})
 
-        if params.promote == "never":
-            promoted, reason = False, "register.promote is never: promote with `gliomics promote`"
-        else:
-            try:
-                result = promote(name, info["version"], alias=CHAMPION, metric=TEST_METRIC,
-                                 force=params.promote == "always", mirror_dir=mirror_dir)
-                promoted, reason = True, result["reason"]
-            except PromotionRefused as exc:
-                promoted, reason = False, str(exc)
+        promoted, reason = promote_per_policy(name, info["version"], params.promote, metric=TEST_METRIC,
+                                              mirror_dir=mirror_dir)
         mlflow.set_tag("promoted", str(promoted).lower())
 
     from gliomics.registry.listing import get_alias

@@ -35,7 +35,7 @@ from gliomics import io
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
-from gliomics.stages.evaluate import cohort_patients, read_images
+from gliomics.stages.evaluate import cohort_patients, load_segmenter, read_images
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
 #: (mirrored in reports/registry/gliomics-segmenter.json, the stage's dependency).
@@ -58,18 +58,14 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
     :mod:`gliomics.models.gate`).
     """
     from gliomics.models import inference
+    from gliomics.models.gate import patient_probabilities
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(input_dir, need_masks=False)
     if out_dir.resolve() == root.resolve() or root.resolve() in out_dir.resolve().parents:
         raise GliomicsError(f"{out_dir}: the output must not be the input cohort or inside it")
-    model, preprocessing, _ = inference.load_model(model_uri)
-    inference.check_model_size(model, preprocessing)
-    settings = inference.post_settings(post, preprocessing)
-    from gliomics.models.gate import load_gate, patient_probabilities
-
-    slice_gate = load_gate(gate, gate_threshold) if gate else None
+    model, preprocessing, settings, slice_gate = load_segmenter(model_uri, post, gate, gate_threshold)
 
     tumour_voxels: dict[str, int] = {}
     n_slices = 0

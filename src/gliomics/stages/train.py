@@ -77,6 +77,29 @@ def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
     return train, val
 
 
+def open_training_store(data_dir, manifest_csv, splits_csv, store_dir, params):
+    """The split's training and validation patients (fold ``params.val_fold`` validates) and the array store of
+    ``params`` (built, or reused when current), checked to hold them all.
+
+    Returns (store, train_patients, val_patients, preprocessing); used by the segmenter and classifier stages.
+    """
+    from gliomics.data.arrays import build_array_store, open_array_store
+    from gliomics.models.preprocessing import Preprocessing
+    from gliomics.progress import progress
+
+    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
+    prefilter = None if params.prefilter in (None, "none") else params.prefilter
+    with progress("array store", 0) as update:
+        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=prefilter,
+                          manifest=manifest_csv, progress=update)
+    store = open_array_store(store_dir)
+    unknown = sorted(set(train_patients + val_patients) - set(store.patients))
+    if unknown:
+        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
+    preprocessing = Preprocessing.from_store_settings(store.settings)
+    return store, train_patients, val_patients, preprocessing
+
+
 def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
     """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
     import mlflow
@@ -176,37 +199,18 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     ``val_seconds_per_image``, ``precision``, ``n_train_patients``,
     ``n_val_patients``, ``image_size``.
     """
-    from gliomics.data.arrays import build_array_store, open_array_store
-    from gliomics.models.preprocessing import Preprocessing
-    from gliomics.progress import progress
+    from gliomics.tracking import optional_stage_run
     from gliomics.training.fit import fit_segmenter, predict_patients, score_patients
 
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
-    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
-    prefilter = None if params.prefilter in (None, "none") else params.prefilter
-    with progress("array store", 0) as update:
-        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=prefilter,
-                          manifest=manifest_csv, progress=update)
-    store = open_array_store(store_dir)
-    unknown = sorted(set(train_patients + val_patients) - set(store.patients))
-    if unknown:
-        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
-    preprocessing = Preprocessing.from_store_settings(store.settings)
+    store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
+                                                                             store_dir, params)
 
     run_params = {**flatten_params(params), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients),
                   "resume": resume}
-    if log_mlflow:
-        from gliomics import tracking
-
-        context = tracking.stage_run("train", data_dir=data_dir, params=run_params, profile=profile)
-    else:
-        from contextlib import nullcontext
-
-        context = nullcontext(None)
-
-    with context as run:
+    with optional_stage_run(log_mlflow, "train", data_dir=data_dir, params=run_params, profile=profile) as run:
         mlflow = None
         if run is not None:
             import mlflow

@@ -57,7 +57,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from gliomics import io
@@ -238,12 +237,9 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
                   "n_low_fidelity_patients": len(search.task.low_patients),
                   "n_train_patients": len(search.task.train_patients),
                   "n_val_patients": len(search.task.val_patients)}
-    if log_mlflow:
-        from gliomics import tracking
+    from gliomics.tracking import optional_stage_run
 
-        context = tracking.stage_run("tune", data_dir=data_dir, params=run_params, profile=params.profile)
-    else:
-        context = nullcontext(None)
+    context = optional_stage_run(log_mlflow, "tune", data_dir=data_dir, params=run_params, profile=params.profile)
 
     worker_args = {"--task": task, "--params": params_file, "--data": data_dir, "--manifest": manifest_csv, "--splits": splits_csv,
                    "--storage": search.storage_url, "--study": search.study_name, "--n-trials": search.n_trials,

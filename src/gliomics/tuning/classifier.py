@@ -21,7 +21,6 @@ from the base model (``classifier.<profile>.model``) or
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from gliomics.errors import GliomicsError
@@ -86,20 +85,10 @@ class ClassifierTask(SegmenterTask):
             settings = search_space.low_fidelity(settings, self.tune.low_fidelity)
         return settings
 
-    def train_trial(self, settings, fidelity: str, on_epoch_end, work_dir) -> TrialResult:
-        import tensorflow as tf
-
+    def fit_function(self):
         from gliomics.training.fit import fit_classifier
 
-        tf.keras.backend.clear_session()  # free the previous trial's graph
-        tf.keras.utils.disable_interactive_logging()  # no Keras progress bars between the trial lines
-        patients = self.low_patients if fidelity == LOW else self.train_patients
-        result = fit_classifier(self._stores[fidelity], patients, self.val_patients, settings,
-                                checkpoint_dir=Path(work_dir), on_epoch_end=on_epoch_end)
-        value = result.best_score
-        return TrialResult(value=float(value) if value is not None else math.nan, best_epoch=result.best_epoch,
-                           epochs_run=result.epochs_run, history=result.history, model=result.model,
-                           model_config=result.model_config)
+        return fit_classifier
 
     def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
         from gliomics.stages.classifier import save_classifier

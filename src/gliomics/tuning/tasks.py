@@ -155,17 +155,21 @@ class SegmenterTask:
             settings = search_space.low_fidelity(settings, self.tune.low_fidelity)
         return settings
 
+    def fit_function(self):
+        """The training loop of this task's model (:mod:`gliomics.training.fit`; imported late: TensorFlow)."""
+        from gliomics.training.fit import fit_segmenter
+
+        return fit_segmenter
+
     def train_trial(self, settings: TrainParams, fidelity: str, on_epoch_end, work_dir) -> TrialResult:
         import tensorflow as tf
-
-        from gliomics.training.fit import fit_segmenter
 
         tf.keras.backend.clear_session()  # free the previous trial's graph
         tf.keras.utils.disable_interactive_logging()  # no Keras progress bars between the trial lines
         patients = self.low_patients if fidelity == LOW else self.train_patients
-        result = fit_segmenter(self._stores[fidelity], patients, self.val_patients, settings,
-                               checkpoint_dir=Path(work_dir), on_epoch_end=on_epoch_end)
-        value = result.best_val_dice_3d
+        result = self.fit_function()(self._stores[fidelity], patients, self.val_patients, settings,
+                                     checkpoint_dir=Path(work_dir), on_epoch_end=on_epoch_end)
+        value = result.best_score  # the best epoch's monitored validation score (val_dice_3d, val_roc_auc)
         return TrialResult(value=float(value) if value is not None else math.nan, best_epoch=result.best_epoch,
                            epochs_run=result.epochs_run, history=result.history, model=result.model,
                            model_config=result.model_config)

@@ -1,0 +1,26 @@
+"""Helpers shared by the benchmark scripts.
+
+The scripts run with the working folder in a project clone (``python <repo>/benchmarks/x.py``), so they import
+this module by its path beside them, not as a package.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_logged(command: list[str], log: Path) -> float:
+    """Run ``command`` with its output (stdout and stderr) in ``log``; return its wall seconds.
+
+    A failing command ends the benchmark with a message naming the command, its exit code and the log.
+    """
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if code != 0:
+        sys.exit(f"{' '.join(command)} failed (exit {code}); see {log}")
+    return seconds
