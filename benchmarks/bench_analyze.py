@@ -1,7 +1,7 @@
 """`gliomics analyze` on one real patient: the whole command's wall time, and the stage's own steps.
 
     python benchmarks/bench_analyze.py [--input DIR] [--model DIR] [--reference CSV]
-        [--associations DIR] [--clinical CSV] [--repeat 3] [--params YAML] [--pythonpath SRC] [--label NAME]
+        [--associations DIR] [--clinical CSV] [--splits CSV] [--repeat 3] [--params YAML] [--pythonpath SRC] [--label NAME]
 
 Runs the command as a user does (a fresh process each time: interpreter
 start, imports, model load, inference, features, report), ``--repeat``
@@ -37,6 +37,7 @@ DEFAULTS = {
     "reference": "/tmp/cpurun/reports/features/features_truth.csv",
     "associations": "/tmp/cpurun/reports/associations/truth",
     "clinical": "/tmp/cpurun/data/raw/data.csv",
+    "splits": "/tmp/cpurun/reports/split/splits.csv",
 }
 #: Run in a fresh interpreter: import time, then the stage's own step timings.
 STAGE_SCRIPT = """
@@ -46,7 +47,7 @@ from gliomics.config import load_params
 from gliomics.stages.analyze import run_analyze
 imported = time.perf_counter() - started
 summary = run_analyze(*sys.argv[1:3], load_params(sys.argv[7]), model_uri=sys.argv[3], reference_csv=sys.argv[4],
-                      associations=sys.argv[5], clinical_csv=sys.argv[6])
+                      associations=sys.argv[5], clinical_csv=sys.argv[6], splits_csv=sys.argv[8])
 print(json.dumps({"import_s": round(imported, 2), "stage_s": summary["seconds"], "steps_s": summary["timings"],
                   "n_slices": summary["n_slices"], "n_tumour_slices": summary["n_tumour_slices"],
                   "tumour_voxels": summary["tumour_voxels"]}))
@@ -97,12 +98,13 @@ def main() -> None:
             out = scratch / f"out{i}"
             run = _timed_child([sys.executable, "-m", "gliomics.cli", "--params", args.params, "analyze", "--input",
                                 args.input, "--out", str(out), "--model", args.model, "--reference", args.reference,
-                                "--associations", args.associations, "--clinical", args.clinical], env)
+                                "--associations", args.associations, "--clinical", args.clinical,
+                                "--splits", args.splits], env)
             command_runs.append(run)
             print(f"command run {i + 1}: {run['wall_s']:.1f} s wall, {run['user_s']:.1f} user + "
                   f"{run['system_s']:.1f} system CPU", flush=True)
         stage = _timed_child([sys.executable, "-c", STAGE_SCRIPT, args.input, str(scratch / "stage"), *inputs,
-                              args.params], env)
+                              args.params, args.splits], env)
         stage_result = json.loads(stage["stdout"][0])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -180,7 +180,8 @@ def development_patients(reference, splits_csv: Path | None):
                             "run `gliomics split` or pass --splits") from None
     kept = reference[reference["patient"].isin(development)]
     if kept.empty:
-        raise GliomicsError(f"{splits_csv}: none of its training/validation patients is in the reference table")
+        raise GliomicsError(f"{splits_csv}: none of its training/validation patients is in the reference table; "
+                            "pass the reference cohort's own split with --splits")
     return kept, f"the model's development patients (training and validation folds of {splits_csv})"
 
 
