@@ -129,18 +129,6 @@ def check_out_dir(out_dir: Path, input_dir: Path) -> None:
                             "choose another --out")
 
 
-def resolve_model(uri: str):
-    """Load a segmenter by URI; a registry alias that nothing holds is a one-line 'no champion' error.
-
-    :func:`gliomics.models.inference.load_model` reads a local ``.keras``
-    file directly (seconds instead of tens of seconds for the U-Nets).
-    """
-    from gliomics.models.inference import load_model
-
-    check_alias(uri, "segmenter")
-    return load_model(uri)
-
-
 def check_alias(uri: str, what: str) -> None:
     """For ``models:/<name>@<alias>``: a one-line error when no version holds the alias."""
     if uri.startswith("models:/") and "@" in uri:
@@ -287,6 +275,7 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
     from gliomics.models.gate import patient_probabilities
     from gliomics.progress import progress
     from gliomics.stages.features import feature_settings
+    from gliomics.stages.evaluate import load_segmentation_models
     from gliomics.stages.segment import write_mask
 
     started = time.perf_counter()
@@ -302,19 +291,14 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
         folder, slices = check_patient_folder(input_dir)
         check_out_dir(out_dir, input_dir)
         step(1)
-        model, preprocessing, _ = resolve_model(model_uri)
-        inference.check_model_size(model, preprocessing)
-        gate = None
+        check_alias(model_uri, "segmenter")
         if gate_uri:
-            from gliomics.models.gate import load_gate
-
             check_alias(gate_uri, "slice classifier")
-            segment_params = getattr(params, "segment", None)
-            gate = load_gate(gate_uri, getattr(segment_params, "gate_threshold", None))
+        model, preprocessing, settings, gate = load_segmentation_models(
+            model_uri, params.post.as_post(), gate_uri, params.segment.gate_threshold)
         step(2)
         images = read_slices(slices)
         step(3)
-        settings = inference.post_settings(params.post.as_post(), preprocessing)
         prob = patient_probabilities(model, preprocessing, images, gate, batch_size=batch_size)
         n_gated_out = gate.n_skipped if gate is not None else 0
         masks = inference.segment_volume(prob, preprocessing, settings)

@@ -94,7 +94,7 @@ def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
     return np.stack(masks)
 
 
-def load_segmenter(model_uri: str, post: dict | None, gate: str | None, gate_threshold: float | None):
+def load_segmentation_models(model_uri: str, post: dict | None, gate: str | None, gate_threshold: float | None):
     """The segmenter at ``model_uri`` (checked against its preprocessing's image size), its post-processing
     settings and the optional slice gate: (model, preprocessing, settings, slice_gate or None)."""
     from gliomics.models import inference
@@ -122,7 +122,7 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, settings, slice_gate = load_segmenter(model_uri, post, gate, gate_threshold)
+    model, preprocessing, settings, slice_gate = load_segmentation_models(model_uri, post, gate, gate_threshold)
 
     truths, preds = {}, {}
     with progress("evaluating patients", len(by_folder)) as update:

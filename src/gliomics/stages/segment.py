@@ -35,7 +35,7 @@ from gliomics import io
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
-from gliomics.stages.evaluate import cohort_patients, load_segmenter, read_images
+from gliomics.stages.evaluate import cohort_patients, load_segmentation_models, read_images
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
 #: (mirrored in reports/registry/gliomics-segmenter.json, the stage's dependency).
@@ -65,7 +65,7 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
     root, by_folder = cohort_patients(input_dir, need_masks=False)
     if out_dir.resolve() == root.resolve() or root.resolve() in out_dir.resolve().parents:
         raise GliomicsError(f"{out_dir}: the output must not be the input cohort or inside it")
-    model, preprocessing, settings, slice_gate = load_segmenter(model_uri, post, gate, gate_threshold)
+    model, preprocessing, settings, slice_gate = load_segmentation_models(model_uri, post, gate, gate_threshold)
 
     tumour_voxels: dict[str, int] = {}
     n_slices = 0
