@@ -71,6 +71,15 @@ def test_changing_a_split_param_reruns_only_split(project):
     assert "Running stage 'validate'" not in out
 
 
+def test_another_profiles_settings_rerun_nothing(project):
+    # Stages list only their own profile's block (train.${profile}, ...), as DVC's get-started example asks.
+    root, env = project
+    _run(["dvc", "repro"], root, env)
+    out = _run(["dvc", "exp", "run", "-S", "train.full.epochs=7", "-S", "tune.cpu.n_trials=3",
+                "-S", "classifier.full.epochs=7"], root, env)
+    assert "Running stage" not in out
+
+
 def test_dag_shows_the_flow(project):
     root, env = project
     dag = _run(["dvc", "dag", "--md"], root, env)
