@@ -24,3 +24,16 @@ def run_logged(command: list[str], log: Path) -> float:
     if code != 0:
         sys.exit(f"{' '.join(command)} failed (exit {code}); see {log}")
     return seconds
+
+
+def project_out_dir(script: str, out: str) -> Path | None:
+    """The created output folder, or ``None`` (with a line saying why) when the working folder has no split.
+
+    The benchmarks on real data run in a project after ``dvc repro split``; elsewhere they skip cleanly.
+    """
+    if not Path("reports/split/splits.csv").exists():
+        print(f"{script}: no reports/split/splits.csv here (run in a project after `dvc repro split`); skipped")
+        return None
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

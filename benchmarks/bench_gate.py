@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
-from _common import run_logged  # noqa: E402
+from _common import project_out_dir, run_logged  # noqa: E402
 
 
 def evaluate(segmenter: str, out: Path, part: str, params_file: Path, gate: str | None) -> dict:
@@ -47,11 +47,9 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5])
     parser.add_argument("--out", default=f"benchmarks/results/gate_{date}")
     args = parser.parse_args()
-    if not Path("reports/split/splits.csv").exists():
-        print("bench_gate: no reports/split/splits.csv here; skipped")
+    out = project_out_dir("bench_gate", args.out)
+    if out is None:
         return
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load(Path("params.yaml").read_text())
     runs = {"no_gate": (None, None)} | {f"gate_{t:g}": (args.classifier, t) for t in args.thresholds}
     result = {"date": date, "segmenter": args.segmenter, "classifier": args.classifier, "part": args.part, "runs": {}}

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
-from _common import run_logged  # noqa: E402
+from _common import project_out_dir, run_logged  # noqa: E402
 
 TUNE = ["gliomics", "tune", "--data", "data/raw", "--manifest", "reports/validate/manifest.csv",
         "--splits", "reports/split/splits.csv", "--reports", "reports/tune", "--out", "models/tuned"]
@@ -92,11 +92,9 @@ def main() -> None:
     parser.add_argument("--out", default=f"benchmarks/results/tune_cpu_{date}")
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
-    if not Path("reports/split/splits.csv").exists():
-        print("bench_tune_cpu: no reports/split/splits.csv here (run in a project after `dvc repro split`); skipped")
+    out = project_out_dir("bench_tune_cpu", args.out)
+    if out is None:
         return
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     times_file = out / "times.json"
     if args.summarise_only:
         times = json.loads(times_file.read_text()) if times_file.exists() else {}

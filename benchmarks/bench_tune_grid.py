@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
-from _common import run_logged  # noqa: E402
+from _common import project_out_dir, run_logged  # noqa: E402
 
 #: The small grid of the issue: 2 backbones x 2 activations x 2 poolings, one
 #: loss, learning rate, batch size and augmentation.
@@ -98,11 +98,9 @@ def main() -> None:
     parser.add_argument("--tpe-promote-top-k", type=int, default=1)
     parser.add_argument("--no-register", action="store_true")
     args = parser.parse_args()
-    if not Path("reports/split/splits.csv").exists():
-        print("bench_tune_grid: no reports/split/splits.csv here (run in a project after `dvc repro split`); skipped")
+    out = project_out_dir("bench_tune_grid", args.out)
+    if out is None:
         return
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["profile"] = "cpu"
     result = {"date": date, "space": SPACE, "low_fidelity": params["tune"]["cpu"]["low_fidelity"],
