@@ -103,8 +103,10 @@ class SegmenterTask:
                                         "segmentation-models archs in tune.space.arch need")
 
     def store_dir(self, fidelity: str) -> Path:
+        from gliomics.stages.train import store_prefilter
+
         size = self.tune.low_fidelity.image_size if fidelity == LOW else self.base.image_size
-        prefilter = None if self.base.prefilter in (None, "none") else self.base.prefilter
+        prefilter = store_prefilter(self.base)
         return self.store_root / (f"{size}px" + (f"-{prefilter}" if prefilter else ""))
 
     def key_payload(self) -> dict:
@@ -123,13 +125,13 @@ class SegmenterTask:
     def prepare(self, build: bool = True) -> None:
         """Patients of the split, the low-fidelity subset, and one array store per fidelity."""
         from gliomics.data.arrays import build_array_store, open_array_store
-        from gliomics.stages.train import split_patients
+        from gliomics.stages.train import check_store_patients, split_patients, store_prefilter
 
         self.check()
         self.train_patients, self.val_patients = split_patients(self.splits_csv, self.base.val_fold)
         self.low_patients = patient_subset(self.train_patients, self.tune.low_fidelity.train_patient_fraction,
                                            self.tune.sampler_seed)
-        prefilter = None if self.base.prefilter in (None, "none") else self.base.prefilter
+        prefilter = store_prefilter(self.base)
         for fidelity in FIDELITIES:
             path = self.store_dir(fidelity)
             if build or not (path / "store.json").exists():
@@ -137,10 +139,7 @@ class SegmenterTask:
                 build_array_store(self.data_dir, path, image_size=size, prefilter=prefilter,
                                   manifest=self.manifest_csv)
             self._stores[fidelity] = store = open_array_store(path)
-            unknown = sorted(set(self.train_patients + self.val_patients) - set(store.patients))
-            if unknown:
-                raise GliomicsError(f"{self.splits_csv}: patients not in the cohort/manifest: "
-                                    f"{', '.join(unknown[:10])}")
+            check_store_patients(store, self.train_patients + self.val_patients, self.splits_csv)
 
     # ------------------------------------------------------------- trials
 
