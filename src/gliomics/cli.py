@@ -524,8 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "test part) with the model, choose the threshold per classifier.threshold (validation: the "
                        "most accurate one), and write a copy of the model folder that carries it.")
     p.add_argument("--model", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
-    p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
-    _add_data_arg(p)
+    _add_cohort_args(p, manifest=False)
     p.add_argument("--out", help="default: MODEL-calibrated")
     p.set_defaults(func=cmd_calibrate_classifier)
 
