@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from gliomics.io import write_json
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
 from _common import project_out_dir, run_logged  # noqa: E402
 
@@ -70,8 +72,7 @@ def main() -> None:
         if name != "no_gate":
             frame[f"delta_{name}"] = frame[name] - frame["no_gate"]
     result["per_patient"] = frame.round(4).reset_index().to_dict(orient="records")
-    (out / "summary.json.tmp").write_text(json.dumps(result, indent=2))
-    (out / "summary.json.tmp").replace(out / "summary.json")
+    write_json(out / "summary.json", result)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliomics.io import write_json
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
 from _common import project_out_dir, run_logged  # noqa: E402
 
@@ -43,11 +45,6 @@ REGISTER = ["gliomics", "register", "--best", "reports/tune/best.json", "--data"
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json(path: Path, value: dict) -> None:
-    path.with_suffix(".tmp").write_text(json.dumps(value, indent=2, default=str))
-    path.with_suffix(".tmp").replace(path)
 
 
 def phase_stats(trials: pd.DataFrame) -> dict:

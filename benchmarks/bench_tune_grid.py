@@ -40,6 +40,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from gliomics.io import write_json
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, whatever the cwd
 from _common import project_out_dir, run_logged  # noqa: E402
 
@@ -133,8 +135,7 @@ def main() -> None:
         registered = json.loads((out / "tpe_register" / "registered.json").read_text())
         result["tpe"]["register"] = {"seconds": round(seconds, 1), **registered}
     result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    (out / "summary.json.tmp").write_text(json.dumps(result, indent=2, default=str))
-    (out / "summary.json.tmp").replace(out / "summary.json")
+    write_json(out / "summary.json", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("grid", "tpe")}, indent=2, default=str))
 
 
