@@ -54,7 +54,15 @@ class Augment:
       ``+/- brightness`` and ``+/- contrast`` (image only);
     - ``distortion``: ``"elastic"`` (ElasticTransform, ``elastic_alpha``,
       ``elastic_sigma``), ``"grid"`` (GridDistortion, ``grid_limit``) or
-      ``None``, with probability ``distortion_p``.
+      ``None``, with probability ``distortion_p``;
+    - ``missing_sequence``: with this probability a slice loses its
+      pre-contrast, its post-contrast or both sequences (one of the three,
+      equally likely), which are replaced by its FLAIR channel, after the
+      per-patient z-score. This is how the TCGA-LGG data fill a missing
+      sequence (10 of 110 patients; 5 are FLAIR in all three channels), so a
+      model trained with it segments whatever sequences a patient has. A real
+      FLAIR-only patient's channels are identical before and after the
+      z-score, so the substitute equals what such a patient gives.
     """
 
     hflip: float = 0.5
@@ -71,6 +79,11 @@ class Augment:
     grid_limit: float = 0.2
     elastic_alpha: float = 20.0
     elastic_sigma: float = 5.0
+    missing_sequence: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.missing_sequence) <= 1.0:
+            raise GliomicsError(f"augment.missing_sequence must be a probability in [0, 1], got {self.missing_sequence}")
 
     @classmethod
     def from_params(cls, params) -> "Augment | None":
@@ -169,6 +182,20 @@ def sample_batch_rows(tumour_rows, empty_rows, batch_size: int, tumour_fraction,
     return rng.permutation(rows)
 
 
+#: Channels a missing-sequence draw replaces by FLAIR (channel 1): pre-contrast, post-contrast, or both.
+MISSING_SEQUENCE_CHOICES = ((0,), (2,), (0, 2))
+FLAIR = 1
+
+
+def drop_sequences(x: np.ndarray, probability: float, rng: np.random.Generator) -> np.ndarray:
+    """Replace, per slice with ``probability``, the pre-contrast, the post-contrast or both channels of the
+    normalised batch ``x`` (B, S, S, 3) by its FLAIR channel, in place; returns ``x``."""
+    for i in np.flatnonzero(rng.random(len(x)) < probability):
+        for channel in MISSING_SEQUENCE_CHOICES[int(rng.integers(len(MISSING_SEQUENCE_CHOICES)))]:
+            x[i, ..., channel] = x[i, ..., FLAIR]
+    return x
+
+
 def _load(store: ArrayStore, rows: np.ndarray):
     order = np.argsort(rows, kind="stable")  # memmap reads in file order
     images = np.empty((len(rows), *store.images.shape[1:]), np.uint8)
@@ -214,6 +241,8 @@ def train_batches(store, patients, *, batch_size: int = 8, tumour_fraction: floa
                 out = compose(image=images[i], mask=masks[i])
                 images[i], masks[i] = out["image"], out["mask"]
         x, y = _finish(store, images, masks, batch_rows, normalise)
+        if aug is not None and aug.missing_sequence > 0:  # drawn last: other draws as without it
+            drop_sequences(x, aug.missing_sequence, rng)
         return x, y, batch_rows.astype(np.int64)
 
     return make
