@@ -113,14 +113,23 @@ METRICS_KEYS = ("n_patients", "n_tests", "n_tests_skipped", "n_significant_bonfe
 
 
 def cmd_train(args) -> int:
+    import dataclasses
+
     from gliomics.stages.train import run_train
 
     params = _params(args)
-    summary = run_train(args.data or params.data.raw, args.manifest, args.splits, params.train_settings(),
-                        out_dir=args.out, resume=args.resume, log_mlflow=not args.no_mlflow, profile=params.profile)
-    print(f"train: {summary['epochs_run']} epochs ({params.profile} profile) in {summary['seconds']:.0f} s; best "
-          f"validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}; model: {args.out} and "
-          f"{summary['model_uri']}")
+    settings = params.train_settings()
+    folders = {"out_dir": args.out or "models/segmenter"}
+    if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
+        settings = dataclasses.replace(settings, val_fold=int(args.fold))
+        folders = {"out_dir": args.out or f"models/segmenter-fold{args.fold}",
+                   "checkpoint_dir": f"checkpoints/train-fold{args.fold}",
+                   "reports_dir": f"reports/train-fold{args.fold}"}
+    summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
+                        log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, **folders)
+    print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
+          f"{summary['seconds']:.0f} s; best validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}; "
+          f"model: {folders['out_dir']} and {summary['model_uri']}")
     return 0
 
 
@@ -166,7 +175,7 @@ def cmd_evaluate(args) -> int:
     out = args.out or "reports/evaluate"
     gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
     summary = run_evaluate(args.data or params.data.raw, args.model, out, patients=patients,
-                           post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
+                           post=_post(params, args), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
           f"(median {summary['median_dice_3d']:.3f}) → {out}")
     return 0
@@ -188,6 +197,9 @@ def cmd_register_classifier(args) -> int:
 def _evaluate_classifier(args, params, patients) -> int:
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier
 
+    if len(args.model) != 1:
+        raise GliomicsError("evaluate --task classifier: give one --model (ensembles are for segmenters)")
+    args.model = args.model[0]
     out = args.out or "reports/classifier/evaluate"
     s = run_evaluate_classifier(args.data or params.data.raw, args.model, out, patients=patients,
                                 min_area_px=params.classifier_settings().min_area_px,
@@ -231,9 +243,10 @@ def cmd_segment(args) -> int:
 
     params = _params(args)
     gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
-    summary = run_segment(args.input, args.model, args.out, post=params.post.as_post(),
+    summary = run_segment(args.input, args.model, args.out, post=_post(params, args),
                           log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
-    print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients with {args.model} → {args.out}")
+    print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients with {summary['model_uri']} "
+          f"→ {args.out}")
     return 0
 
 
@@ -352,6 +365,20 @@ def _add_no_mlflow_arg(p: argparse.ArgumentParser, what: str = "a run") -> None:
     p.add_argument("--no-mlflow", action="store_true", help=f"do not log {what} to MLflow")
 
 
+def _add_tta_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation: average each slice's prediction with its left-right mirror's "
+                   "(default: post.tta in params)")
+
+
+def _post(params, args) -> dict:
+    """The post-processing settings of params, with --tta/--no-tta applied."""
+    post = params.post.as_post()
+    if getattr(args, "tta", None) is not None:
+        post["tta"] = bool(args.tta)
+    return post
+
+
 def _add_promotion_args(p: argparse.ArgumentParser, registry_dir: str) -> None:
     """--promote and --registry-dir of the register commands."""
     p.add_argument("--promote", choices=["never", "if_better", "always"], help="override register.promote")
@@ -432,8 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a segmenter on the split's training folds, validate on train.val_fold "
                        "(never the test patients), checkpoint every epoch, log everything to MLflow.")
     _add_cohort_args(p)
-    p.add_argument("--out", default="models/segmenter", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--out", help="local MLflow model folder (default: models/segmenter, "
+                   "models/segmenter-fold<k> with --fold)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--steps", type=int, help="train exactly this many steps (a multiple of steps_per_epoch) instead "
+                   "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
+    p.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
+                   "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -471,8 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["segmenter", "classifier"], default="segmenter",
                    help="what the model is (default: %(default)s)")
     _add_data_arg(p)
-    p.add_argument("--model", required=True,
-                   help="MLflow model URI (runs:/…, models:/name/N, models:/name@alias) or a local model folder")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="MLflow model URI (runs:/…, models:/name/N, models:/name@alias) or a local model folder; "
+                   "several segmenters: their ensemble (mean probability)")
+    _add_tta_arg(p)
     p.add_argument("--out", help="default: reports/evaluate (segmenter), reports/classifier/evaluate (classifier)")
     p.add_argument("--gate", help="segmenter only: slice classifier URI; slices it calls tumour-free are not "
                    "segmented (empty masks; threshold segment.gate_threshold)")
@@ -485,8 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a copy of a Kaggle-layout folder with predicted <folder>_<n>_mask.tif "
                        "(0/255), ready for `gliomics features --masks predicted`.")
     p.add_argument("--input", required=True, help="cohort folder in the Kaggle layout (masks not needed)")
-    p.add_argument("--model", default=champion_uri(SEGMENTER),
-                   help="MLflow model URI or a local model folder (default: %(default)s, set by `gliomics promote`)")
+    p.add_argument("--model", default=[champion_uri(SEGMENTER)], nargs="+",
+                   help="MLflow model URI or a local model folder (default: %(default)s, set by `gliomics promote`); "
+                   "several: their ensemble (mean probability)")
+    _add_tta_arg(p)
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free are not segmented "
                    "(empty masks; threshold segment.gate_threshold). Off by default")

@@ -101,6 +101,9 @@ class TrainParams:
     batch_size: int = 8
     epochs: int = 3
     steps_per_epoch: int = 20
+    #: Train for about this many minutes on this machine instead of ``epochs``: a short calibration
+    #: measures the seconds per step here and fixes the epochs (gliomics.training.budget); 0 = use epochs.
+    budget_minutes: float = 0.0
     #: Share of tumour slices in each training batch (most slices have no tumour).
     tumour_fraction: float = 0.5
     #: bce_dice (the thesis), dice or focal_tversky.
@@ -161,10 +164,12 @@ class PostParams:
     largest_component: bool = True
     #: Fill holes slice by slice.
     fill_holes: bool = True
+    #: Flip test-time augmentation: average the prediction of each slice and of its left-right mirror.
+    tta: bool = False
 
     def as_post(self) -> dict:
         return {"threshold": self.threshold or None, "largest_component": self.largest_component,
-                "fill_holes": self.fill_holes}
+                "fill_holes": self.fill_holes, "tta": self.tta}
 
 
 @dataclass(frozen=True)

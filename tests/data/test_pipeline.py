@@ -136,3 +136,29 @@ def test_eval_dataset_each_slice_once_in_order(store):
     # per-patient volumes can be reassembled
     volume = y[(frame["patient"] == wanted[0]).to_numpy()]
     assert volume.shape[0] == int((store.index["patient"] == wanted[0]).sum())
+
+
+def test_missing_sequence_augmentation_copies_flair_into_pre_and_or_post_contrast(store32):
+    from gliomics.data.pipeline import Augment, drop_sequences, train_batches
+
+    store, train, _ = store32
+    x = np.random.default_rng(0).normal(size=(400, 4, 4, 3)).astype(np.float32)
+    out = drop_sequences(x.copy(), 0.5, np.random.default_rng(1))
+    np.testing.assert_array_equal(out[..., 1], x[..., 1])  # FLAIR is never touched
+    changed = ~np.all(out == x, axis=(1, 2, 3))
+    assert 0.4 < changed.mean() < 0.6
+    for i in np.flatnonzero(changed):  # each changed slice: pre, post or both are now FLAIR, the rest as it was
+        for c in (0, 2):
+            assert np.array_equal(out[i, ..., c], x[i, ..., 1]) or np.array_equal(out[i, ..., c], x[i, ..., c])
+    kinds = {tuple(c for c in (0, 2) if np.array_equal(out[i, ..., c], x[i, ..., 1])) for i in np.flatnonzero(changed)}
+    assert kinds == {(0,), (2,), (0, 2)}
+
+    base = dict(batch_size=8, tumour_fraction=0.5, seed=5)
+    plain = train_batches(store, train, augment={"distortion": None}, **base)(3)
+    always = train_batches(store, train, augment={"distortion": None, "missing_sequence": 1.0}, **base)(3)
+    np.testing.assert_array_equal(plain[1], always[1])  # same slices, same geometric draws: same masks
+    np.testing.assert_array_equal(plain[0][..., 1], always[0][..., 1])
+    for image in always[0]:
+        assert np.array_equal(image[..., 0], image[..., 1]) or np.array_equal(image[..., 2], image[..., 1])
+    with pytest.raises(GliomicsError, match="missing_sequence must be a probability"):
+        Augment.from_params({"missing_sequence": 1.5})

@@ -44,8 +44,9 @@ import numpy as np
 from gliomics.errors import GliomicsError
 
 #: The post-processing settings and their defaults; ``threshold=None`` means
-#: the threshold stored with the model (``Preprocessing.threshold``).
-POST_DEFAULTS = {"threshold": None, "largest_component": True, "fill_holes": True}
+#: the threshold stored with the model (``Preprocessing.threshold``); ``tta``:
+#: left-right flip test-time augmentation (:class:`AveragedSegmenter`).
+POST_DEFAULTS = {"threshold": None, "largest_component": True, "fill_holes": True, "tta": False}
 #: The slice size of the Kaggle cohort (and of every training set here).
 EXPECTED_SIZE = (256, 256)
 
@@ -166,7 +167,83 @@ def post_settings(post: dict | None, preprocessing=None) -> dict:
     settings["threshold"] = threshold
     settings["largest_component"] = bool(settings["largest_component"])
     settings["fill_holes"] = bool(settings["fill_holes"])
+    settings["tta"] = bool(settings["tta"])
     return settings
+
+
+class AveragedSegmenter:
+    r"""The mean probability of several segmenters (an ensemble, e.g. the cross-validation fold models), each
+    also applied to the left-right mirrored slices when ``tta`` (flip test-time augmentation).
+
+    .. math:: p(x) = \frac{1}{|M| |T|} \sum_{m \in M} \sum_{t \in T} t^{-1}(m(t(x)))
+
+    with :math:`T = \{\mathrm{id}\}`, or :math:`\{\mathrm{id}, \mathrm{flip}\}` with ``tta``
+    (the flip is its own inverse). With ``tta`` the result is mirror-equivariant,
+    :math:`p(\mathrm{flip}\,x) = \mathrm{flip}\,p(x)` (exactly for one model; up to rounding for several). The left-right mirror is the flip the
+    segmenters are trained with (``augment.hflip``); nnU-Net (Isensee et al., Nat. Methods 18, 2021)
+    mirrors along every axis it augmented and averages its five fold models the same way.
+
+    Called like a Keras model (``segmenter(batch, training=False)``, batch ``(B, S, S, 3)``, result
+    ``(B, S, S, 1)`` float32), so :func:`predict_patient` and the slice gate take it as they take one model.
+    """
+
+    def __init__(self, models, *, tta: bool = False):
+        self.models = list(models)
+        if not self.models:
+            raise GliomicsError("an ensemble needs at least one segmenter")
+        self.tta = bool(tta)
+
+    @property
+    def input_shape(self):
+        return self.models[0].input_shape
+
+    def __call__(self, batch, training: bool = False) -> np.ndarray:
+        batch = np.asarray(batch, dtype=np.float32)
+        total = None
+        for model in self.models:
+            views = [np.asarray(model(batch, training=False), dtype=np.float32)]
+            if self.tta:  # axis 2 is the image's width: a left-right mirror
+                mirrored = np.ascontiguousarray(batch[:, :, ::-1])
+                views.append(np.asarray(model(mirrored, training=False), dtype=np.float32)[:, :, ::-1])
+            for view in views:
+                total = view.copy() if total is None else total + view
+        return total / (len(self.models) * (2 if self.tta else 1))
+
+
+def describe_models(uris) -> str:
+    """One model URI, or several joined by `` + `` (an ensemble), as the reports name them."""
+    return str(uris) if isinstance(uris, (str, Path)) else " + ".join(str(u) for u in uris)
+
+
+def load_segmenters(uris, *, tta: bool = False):
+    """``(segmenter, Preprocessing, [metadata, ...])`` for one model URI or several (an ensemble).
+
+    One URI without ``tta`` gives the Keras model itself; otherwise an :class:`AveragedSegmenter`.
+    The members of an ensemble must prepare their input identically (same ``Preprocessing`` apart
+    from the decision threshold, whose first member's value is used); each is checked against its
+    preprocessing's image size.
+    """
+    uris = [uris] if isinstance(uris, (str, Path)) else list(uris)
+    if not uris:
+        raise GliomicsError("no segmenter given")
+    models, metadata, first = [], [], None
+    for uri in uris:
+        model, preprocessing, meta = load_model(str(uri))
+        check_model_size(model, preprocessing)
+        if first is None:
+            first = preprocessing
+        else:
+            mine = {k: v for k, v in preprocessing.to_dict().items() if k != "threshold"}
+            theirs = {k: v for k, v in first.to_dict().items() if k != "threshold"}
+            if mine != theirs:
+                changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+                raise GliomicsError(f"{uri}: prepares its input differently from {uris[0]} ({', '.join(changed)}); "
+                                    "an ensemble needs models trained on the same preprocessing")
+        models.append(model)
+        metadata.append(meta)
+    if len(models) == 1 and not tta:
+        return models[0], first, metadata
+    return AveragedSegmenter(models, tta=tta), first, metadata
 
 
 def check_image_shapes(images: np.ndarray, name: str) -> tuple[int, int]:

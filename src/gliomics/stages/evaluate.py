@@ -94,14 +94,15 @@ def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
     return np.stack(masks)
 
 
-def load_segmentation_models(model_uri: str, post: dict | None, gate: str | None, gate_threshold: float | None):
-    """The segmenter at ``model_uri`` (checked against its preprocessing's image size), its post-processing
-    settings and the optional slice gate: (model, preprocessing, settings, slice_gate or None)."""
+def load_segmentation_models(model_uri, post: dict | None, gate: str | None, gate_threshold: float | None):
+    """The segmenter at ``model_uri`` (one URI, or several: their ensemble), its post-processing settings
+    (``tta`` wraps it in flip test-time augmentation) and the optional slice gate:
+    (segmenter, preprocessing, settings, slice_gate or None)."""
     from gliomics.models import inference
     from gliomics.models.gate import load_gate
 
-    model, preprocessing, _ = inference.load_model(model_uri)
-    inference.check_model_size(model, preprocessing)
+    tta = bool(inference.post_settings(post).get("tta"))
+    model, preprocessing, _ = inference.load_segmenters(model_uri, tta=tta)
     settings = inference.post_settings(post, preprocessing)
     slice_gate = load_gate(gate, gate_threshold) if gate else None
     return model, preprocessing, settings, slice_gate
@@ -141,7 +142,7 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     worst = table.nsmallest(min(N_WORST, len(table)), "dice_3d")
     summary.update(
         n_slices=int(table["n_slices"].sum()),
-        model_uri=str(model_uri),
+        model_uri=inference.describe_models(model_uri),
         data_dir=str(root),
         post=settings,
         **(slice_gate.describe() if slice_gate else {}),

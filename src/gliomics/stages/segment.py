@@ -35,6 +35,7 @@ from gliomics import io
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
+from gliomics.models.inference import describe_models
 from gliomics.stages.evaluate import cohort_patients, load_segmentation_models, read_images
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
@@ -92,7 +93,7 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
         "n_slices": n_slices,
         "n_empty_patients": sum(1 for v in tumour_voxels.values() if v == 0),
         "tumour_voxels": tumour_voxels,
-        "model_uri": str(model_uri),
+        "model_uri": describe_models(model_uri),
         "data_dir": str(root),
         "out_dir": str(out_dir),
         "post": settings,

@@ -196,10 +196,25 @@ def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS)
 # --------------------------------------------------------------------- stage
 
 
+def epoch_line(section: str, epoch: int, epochs: int, row: dict, monitor: str, best: tuple[float, int]) -> str:
+    """One progress line per validated epoch (printed whether or not the output is a terminal)."""
+    loss = row.get("loss", math.nan)
+    score = row.get(monitor, math.nan)
+    return (f"{section}: epoch {epoch}/{epochs}  loss {float(loss):.4f}  {monitor} {float(score):.3f}  "
+            f"(best {best[0]:.3f} at epoch {best[1]})  {float(row.get('seconds', 0)):.0f}+"
+            f"{float(row.get('val_seconds', 0)):.0f} s")
+
+
 def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir="models/segmenter",
               store_dir="data/arrays", checkpoint_dir="checkpoints/train", reports_dir="reports/train",
-              resume: bool = False, log_mlflow: bool = True, profile: str | None = None) -> dict:
+              resume: bool = False, log_mlflow: bool = True, profile: str | None = None,
+              steps: int | None = None, progress_lines: bool = True) -> dict:
     """Train the segmenter of ``params``; write reports and model; return the summary.
+
+    The run's length: ``steps`` training steps when given (``--steps``, e.g. to replay a budgeted run),
+    else ``params.budget_minutes`` of this machine's time (calibrated first,
+    :mod:`gliomics.training.budget`), else ``params.epochs``. The chosen length is logged
+    (``length.*`` params: source, epochs, total_steps, and the calibration's seconds per step).
 
     Summary keys: ``run_id`` (None without MLflow), ``model_uri``
     (``runs:/<id>/model``, or the local ``out_dir`` without MLflow),
@@ -208,33 +223,53 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     ``val_seconds_per_image``, ``precision``, ``n_train_patients``,
     ``n_val_patients``, ``image_size``.
     """
+    import sys
+
     from gliomics.tracking import optional_stage_run
+    from gliomics.training.budget import calibrate, resolve_length
     from gliomics.training.fit import fit_segmenter, predict_patients, score_patients
+    from gliomics.training.tasks import SEGMENTATION
 
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
     store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
                                                                              store_dir, params)
+    budgeted = params
+    params, length = resolve_length(
+        params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume,
+        calibrate_run=lambda: calibrate(SEGMENTATION, store, train_patients, val_patients, params))
+    if length["source"] == "budget" and progress_lines:
+        print(f"train: {budgeted.budget_minutes:g} min budget at {length['seconds_per_image']:.3f} s per training "
+              f"image here → {length['epochs']} epochs x {params.steps_per_epoch} steps "
+              f"(replay: gliomics train --steps {length['total_steps']})", file=sys.stderr, flush=True)
 
-    run_params = {**flatten_params(params), "profile": profile or "", "seed": params.seed,
+    run_params = {**flatten_params(budgeted), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients),
-                  "resume": resume}
+                  "resume": resume, **{f"length.{k}": v for k, v in length.items()}}
     with optional_stage_run(log_mlflow, "train", data_dir=data_dir, params=run_params, profile=profile) as run:
         mlflow = None
         if run is not None:
             import mlflow
 
-        def log_epoch(epoch, row):
+        best = [-math.inf, 0]
+
+        def log_epoch(epoch, row, announce: bool = True):
             if mlflow is not None:
                 mlflow.log_metrics({k: float(row[k]) for k in EPOCH_METRICS
                                     if k in row and not math.isnan(float(row[k]))}, step=epoch)
+            score = float(row.get("val_dice_3d", math.nan))
+            if not math.isnan(score) and score > best[0]:
+                best[:] = [score, epoch]
+            if announce and progress_lines:
+                print(epoch_line("train", epoch, params.epochs, row, "val_dice_3d", tuple(best)),
+                      file=sys.stderr, flush=True)
 
         result = fit_segmenter(store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
                                resume=resume, on_epoch_end=log_epoch)
         history = result.history
         if mlflow is not None:  # epochs done before a resume belong in this run too
             for row in history.to_dict("records")[:result.resumed_from]:
-                log_epoch(int(row["epoch"]), row)
+                log_epoch(int(row["epoch"]), row, announce=False)
 
         images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
         val_slices = max(1, len(store.rows(val_patients)))
@@ -256,6 +291,8 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
             "n_train_patients": len(train_patients),
             "n_val_patients": len(val_patients),
             "image_size": store.image_size,
+            "total_steps": length["total_steps"],
+            "length_source": length["source"],
         }
 
         scores = score_patients(store, predict_patients(result.model, store, val_patients, params.batch_size))

@@ -144,6 +144,7 @@ def run_fingerprint(store, train_patients, val_patients, params: TrainParams, ta
     """Hash of everything a resumed run must share with the checkpoint."""
     settings = dataclasses.asdict(params)
     settings.pop("threshold", None)  # the classifier's decision threshold is chosen after training
+    settings.pop("budget_minutes", None)  # resolved into epochs before training (gliomics.training.budget)
     payload = {
         "params": settings,
         "train": list(train_patients),
