@@ -307,15 +307,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    import dataclasses
+
     from gliomics.stages.analyze import run_analyze
 
     params = _params(args)
+    if args.tta is not None:
+        params = dataclasses.replace(params, post=dataclasses.replace(params.post, tta=bool(args.tta)))
     summary = run_analyze(args.input, args.out, params, model_uri=args.model, gate_uri=args.gate,
                           reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical,
                           splits_csv=args.splits)
     print(f"analyze: {summary['folder']}: {summary['n_slices']} slices, tumour on {summary['n_tumour_slices']} "
           f"({summary['tumour_voxels']} voxels) in {summary['seconds']:.1f} s → {args.out}/report.html, "
           "features.csv, masks/")
+    print(f"analyze: model {summary['model_uri']}: {summary['model_reason']}")
     return 0
 
 
@@ -609,8 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "extract the features and write OUT/report.html, OUT/features.csv and OUT/masks/.")
     p.add_argument("--input", required=True, help="one patient's folder of <folder>_<n>.tif slices")
     p.add_argument("--out", required=True, help="folder to write (replaced only when everything succeeded)")
-    p.add_argument("--model", default="models:/gliomics-segmenter@champion",
-                   help="segmenter: MLflow model URI or local model folder (default: %(default)s)")
+    p.add_argument("--model", nargs="+",
+                   help="segmenter: MLflow model URI or local model folder, several for an ensemble (default: "
+                   "the registry's champion if it was trained on real data, else the shipped "
+                   "models/pretrained/lgg-segmenter)")
+    _add_tta_arg(p)
     p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free get empty masks")
     p.add_argument("--reference", default="reports/features/features_truth.csv",
                    help="reference cohort's features table (default: %(default)s)")

@@ -133,12 +133,27 @@ def test_bad_input_gives_one_line_and_no_output(problem, patient_dir, stub_segme
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
-def test_no_champion_registered(patient_dir, tmp_path, capsys):
+def test_no_champion_and_no_shipped_model(patient_dir, tmp_path, capsys, monkeypatch):
+    import gliomics.models.shipped as shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_SEGMENTER", tmp_path / "absent")
     out = tmp_path / "out"
-    assert main(["analyze", "--input", str(patient_dir), "--out", str(out)]) == 2  # default: @champion
+    assert main(["analyze", "--input", str(patient_dir), "--out", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "models:/gliomics-segmenter@champion: no champion segmenter registered" in line
+    assert "no gliomics-segmenter champion is registered and the shipped segmenter" in line
     assert not out.exists()
+
+
+def test_no_champion_uses_the_shipped_model_and_says_so(patient_dir, tmp_path, capsys):
+    from gliomics.models.shipped import SHIPPED_SEGMENTER, locate
+
+    if not (locate(SHIPPED_SEGMENTER) / "MLmodel").is_file():
+        pytest.skip("the shipped segmenter is not in this checkout")
+    out = tmp_path / "out"
+    assert main(["analyze", "--input", str(patient_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lgg-segmenter: the shipped segmenter trained on the real TCGA-LGG cohort (no champion" in printed
+    assert "why this model" in (out / "report.html").read_text()
 
 
 def test_failure_after_segmentation_leaves_no_partial_output(patient_dir, stub_segmenter, tmp_path, monkeypatch):

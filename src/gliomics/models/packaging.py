@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gliomics import io
 from gliomics.errors import GliomicsError
 from gliomics.models.preprocessing import Preprocessing
 
@@ -114,3 +115,59 @@ def _promote_hint(uri: str) -> str:
                 f"{option}` (versions: {', '.join(map(str, numbers))}; `gliomics models` lists them)")
     return (f"; {name} has no versions yet: run `gliomics tune` then `gliomics register` (`dvc repro register` "
             f"does both), or `gliomics promote --version N{option}` once a version exists")
+
+
+#: The Keras archive inside an MLflow tensorflow-flavour model folder, and its weights member.
+KERAS_ARCHIVE = Path("data") / "model.keras"
+WEIGHTS_MEMBER = "model.weights.h5"
+
+
+def store_weights_in_16_bits(model_dir) -> dict:
+    """Rewrite the float32 weights of the MLflow model folder ``model_dir`` as float16, in place (atomically).
+
+    The archive keeps its format: tf-keras' loader (and :func:`gliomics.models.inference.read_keras_file`)
+    casts each stored array to its variable's float32 on loading, so the model computes in float32 as before
+    with weights rounded to float16 (11 significant bits: relative error <= 2**-11). Returns
+    ``{"arrays", "bytes_before", "bytes_after", "max_abs_weight"}``. A weight beyond float16's range
+    (65504) is refused, since it would become infinite.
+    """
+    import shutil
+    import tempfile
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    archive = Path(model_dir) / KERAS_ARCHIVE
+    if not archive.is_file() or not zipfile.is_zipfile(archive):
+        raise GliomicsError(f"{model_dir}: no Keras archive at {KERAS_ARCHIVE} (not a gliomics model folder)")
+    before = archive.stat().st_size
+    largest = 0.0
+    n_arrays = 0
+    with tempfile.TemporaryDirectory(prefix="gliomics-half-") as tmp:
+        tmp = Path(tmp)
+        with zipfile.ZipFile(archive) as source:
+            members = source.namelist()
+            if WEIGHTS_MEMBER not in members:
+                raise GliomicsError(f"{archive}: no {WEIGHTS_MEMBER} inside")
+            source.extractall(tmp)
+        with h5py.File(tmp / WEIGHTS_MEMBER, "r+") as weights:
+            names = []
+            weights.visititems(lambda name, obj: names.append(name)
+                               if isinstance(obj, h5py.Dataset) and obj.dtype == np.float32 else None)
+            for name in names:
+                values = weights[name][()]
+                largest = max(largest, float(np.abs(values).max(initial=0.0)))
+                if largest > np.finfo(np.float16).max:
+                    raise GliomicsError(f"{archive}: weight {name} reaches {largest:.3g}, beyond float16's range")
+                del weights[name]
+                weights.create_dataset(name, data=values.astype(np.float16))
+                n_arrays += 1
+        rebuilt = tmp / "rebuilt.keras"
+        with zipfile.ZipFile(rebuilt, "w", compression=zipfile.ZIP_DEFLATED) as target:
+            for member in members:
+                target.write(tmp / member, member)
+        with io.atomic_path(archive) as out:
+            shutil.copyfile(rebuilt, out)
+    return {"arrays": n_arrays, "bytes_before": before, "bytes_after": archive.stat().st_size,
+            "max_abs_weight": largest}

@@ -8,8 +8,9 @@ ignored). The command
    not empty, only ``.tif`` slices of one patient, slice numbers 1..N
    without gaps, every image 256x256x3 uint8 -- each problem is one
    :class:`GliomicsError` line;
-2. loads the segmenter (default ``models:/gliomics-segmenter@champion``;
-   "no champion registered" is its own error) and, with ``--gate``, the
+2. loads the segmenter (default: the registry's champion when it was trained
+   on real data, else the shipped ``models/pretrained/lgg-segmenter``; see
+   :mod:`gliomics.models.shipped`; the report says which and why) and, with ``--gate``, the
    slice classifier, whose "no tumour" slices get empty masks;
 3. segments the slices (:mod:`gliomics.models.inference`, post-processing
    from ``params.yaml``), extracts the features
@@ -41,7 +42,6 @@ from gliomics import io
 from gliomics.data.kaggle import IMAGE_SHAPE, SLICE_RE, patient_of
 from gliomics.errors import GliomicsError
 
-DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
 REFERENCE = "reports/features/features_truth.csv"
 SPLITS = "reports/split/splits.csv"
 ASSOCIATIONS = "reports/associations/truth"
@@ -210,6 +210,9 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
                           "tumour voxels": summary["tumour_voxels"],
                           "volume (px³)": _volume(row.get("volume_3d"))}))
     overview.add(h.key_values({"input": summary["input"], "patient folder": folder, "model": summary["model_uri"],
+                               "why this model": summary.get("model_reason", ""),
+                               "test-time augmentation": "left-right flip" if (summary.get("post") or {}).get("tta")
+                               else "none",
                                "slice gate": summary.get("gate_uri") or "none",
                                "slices gated out": summary.get("n_gated_out", 0),
                                "feature status": row.get("status"),
@@ -263,11 +266,16 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
 
 
 # --------------------------------------------------------------------- the stage
-def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri: str = DEFAULT_MODEL,
+def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri=None,
                 gate_uri: str | None = None, reference_csv: str | Path = REFERENCE,
                 associations: str | Path = ASSOCIATIONS, clinical_csv: str | Path | None = None,
                 splits_csv: str | Path | None = None, batch_size: int = 8) -> dict:
-    """Analyse one patient's folder; write ``out_dir`` (atomically); return a summary."""
+    """Analyse one patient's folder; write ``out_dir`` (atomically); return a summary.
+
+    ``model_uri``: one segmenter URI or several (an ensemble); None chooses
+    (:func:`gliomics.models.shipped.choose_segmenter`: a champion trained on real data, else the shipped
+    segmenter), and the summary's ``model_reason`` says why that model.
+    """
     import pandas as pd
 
     from gliomics.features import ALL_COLUMNS, patient_features
@@ -291,7 +299,12 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
         folder, slices = check_patient_folder(input_dir)
         check_out_dir(out_dir, input_dir)
         step(1)
-        check_alias(model_uri, "segmenter")
+        from gliomics.models.shipped import choose_segmenter
+
+        choice = choose_segmenter(model_uri)
+        model_uri = choice.uri
+        for uri in ([model_uri] if isinstance(model_uri, (str, Path)) else model_uri):
+            check_alias(str(uri), "segmenter")
         if gate_uri:
             check_alias(gate_uri, "slice classifier")
         model, preprocessing, settings, gate = load_segmentation_models(
@@ -315,7 +328,8 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
             "input": str(input_dir), "out": str(out_dir), "folder": folder, "n_slices": len(slices),
             "slice_numbers": [n for n, _ in slices],
             "n_tumour_slices": int(masks.reshape(len(masks), -1).any(axis=1).sum()),
-            "tumour_voxels": int(masks.sum()), "model_uri": str(model_uri), "gate_uri": gate_uri,
+            "tumour_voxels": int(masks.sum()), "model_uri": inference.describe_models(model_uri),
+            "model_reason": choice.reason, "gate_uri": gate_uri,
             "n_gated_out": n_gated_out, "post": settings,
             "n_reference_patients": 0 if reference is None else int(len(reference)), "reference_scope": reference_scope,
         }
