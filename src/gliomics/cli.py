@@ -178,6 +178,10 @@ def cmd_evaluate(args) -> int:
                            post=_post(params, args), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
           f"(median {summary['median_dice_3d']:.3f}) → {out}")
+    groups = summary.get("by_sequences") or {}
+    if len(groups) > 1:
+        print("evaluate: by MRI sequences: " + "; ".join(
+            f"{name} {g['n_patients']} patients, mean {g['mean_dice_3d']:.3f}" for name, g in groups.items()))
     return 0
 
 

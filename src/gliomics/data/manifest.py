@@ -32,8 +32,49 @@ MANIFEST_COLUMNS = (
     "mask_values",
     "mask_binary",
     "tumour_pixels",
+    "pre_is_flair",
+    "post_is_flair",
     "read_error",
 )
+
+#: Channel order of a slice: pre-contrast, FLAIR, post-contrast.
+PRE, FLAIR, POST = 0, 1, 2
+#: A patient lacks a sequence when that channel is a copy of FLAIR on at least this share of its slices
+#: (the dataset's own filling of a missing sequence; an empty slice is trivially identical on every channel).
+MISSING_SHARE = 0.5
+SEQUENCE_GROUPS = ("all sequences", "no post-contrast", "no pre-contrast", "FLAIR only")
+
+
+def channels_copied_from_flair(image: np.ndarray) -> tuple[bool, bool]:
+    """(pre-contrast is FLAIR, post-contrast is FLAIR) for one H x W x 3 slice: pixel-identical channels."""
+    if image.ndim != 3 or image.shape[-1] != 3:
+        return False, False
+    return (bool(np.array_equal(image[..., PRE], image[..., FLAIR])),
+            bool(np.array_equal(image[..., POST], image[..., FLAIR])))
+
+
+def sequence_group(pre_is_flair, post_is_flair) -> str:
+    """One patient's sequences from its per-slice flags (sequences of booleans): "all sequences",
+    "no post-contrast", "no pre-contrast" or "FLAIR only"."""
+    pre = float(np.mean(np.asarray(pre_is_flair, dtype=bool))) >= MISSING_SHARE if len(pre_is_flair) else False
+    post = float(np.mean(np.asarray(post_is_flair, dtype=bool))) >= MISSING_SHARE if len(post_is_flair) else False
+    return SEQUENCE_GROUPS[int(post) + 2 * int(pre)]
+
+
+def patient_sequence_group(images: np.ndarray) -> str:
+    """:func:`sequence_group` of one patient's stacked slices (n, H, W, 3)."""
+    flags = [channels_copied_from_flair(image) for image in images]
+    return sequence_group([f[0] for f in flags], [f[1] for f in flags])
+
+
+def patient_sequences(manifest) -> "pd.DataFrame":
+    """One row per patient of a manifest: ``patient, sequences`` (:data:`SEQUENCE_GROUPS`)."""
+    import pandas as pd
+
+    rows = [{"patient": patient, "sequences": sequence_group(group["pre_is_flair"].fillna(False).astype(bool),
+                                                             group["post_is_flair"].fillna(False).astype(bool))}
+            for patient, group in manifest.groupby("patient", sort=True)]
+    return pd.DataFrame(rows, columns=["patient", "sequences"])
 
 
 def _shape(array: np.ndarray) -> str:
@@ -58,6 +99,8 @@ def describe_slice(files: SliceFiles, root: Path) -> dict:
         "mask_values": None,
         "mask_binary": None,
         "tumour_pixels": None,
+        "pre_is_flair": None,
+        "post_is_flair": None,
         "read_error": None,
     }
     errors = []
@@ -65,6 +108,7 @@ def describe_slice(files: SliceFiles, root: Path) -> dict:
         try:
             image = read_tif(files.image)
             row["image_shape"], row["image_dtype"] = _shape(image), str(image.dtype)
+            row["pre_is_flair"], row["post_is_flair"] = channels_copied_from_flair(image)
         except GliomicsError as exc:
             errors.append(str(exc))
     if files.mask is not None:

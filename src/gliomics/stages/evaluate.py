@@ -18,6 +18,9 @@ Outputs (each written atomically) under ``out_dir``:
   model_uri, data_dir, post, worst_patients`` (the five lowest 3D Dice).
   ``mean_slice_dice`` averages only slices with tumour in truth or
   prediction (slices empty in both would each count as a perfect 1).
+  ``by_sequences``: the same per MRI sequence group (``sequences`` column of
+  ``per_patient.csv``: "all sequences", "no post-contrast", "no pre-contrast",
+  "FLAIR only"; a missing sequence is a copy of FLAIR in this dataset).
 
 Predictions are post-processed (threshold, fill holes, largest 3D component;
 see :mod:`gliomics.models.inference`) before scoring.
@@ -32,6 +35,7 @@ import numpy as np
 
 from gliomics import io
 from gliomics.data.kaggle import read_tif, resolve_cohort_dir, slices_by_folder
+from gliomics.data.manifest import patient_sequence_group
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
 
@@ -125,7 +129,7 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
     model, preprocessing, settings, slice_gate = load_segmentation_models(model_uri, post, gate, gate_threshold)
 
-    truths, preds = {}, {}
+    truths, preds, sequences = {}, {}, {}
     with progress("evaluating patients", len(by_folder)) as update:
         for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
             patient = folder_slices[0].patient
@@ -133,12 +137,15 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
             images = read_images(folder_slices, root)
             shape = inference.check_image_shapes(images, str(root / folder))
             truths[key] = read_masks(folder_slices, shape, root)
+            sequences[key] = patient_sequence_group(images)
             prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
             preds[key] = inference.segment_volume(prob, preprocessing, settings)
             update(i, len(by_folder))
 
     table = per_patient_scores(truths, preds)
+    table["sequences"] = table["patient"].map(sequences)
     summary = summarise(table)
+    summary["by_sequences"] = sequence_groups_summary(table)
     worst = table.nsmallest(min(N_WORST, len(table)), "dice_3d")
     summary.update(
         n_slices=int(table["n_slices"].sum()),
@@ -156,6 +163,16 @@ def run_evaluate(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, p
     if log_mlflow:
         _log(root, out_dir, summary, profile)
     return summary
+
+
+def sequence_groups_summary(table) -> dict:
+    """``{group: {n_patients, mean_dice_3d, median_dice_3d}}`` per MRI sequence group of ``table`` (patients
+    whose pre- and/or post-contrast channel is a copy of FLAIR form their own groups)."""
+    groups = {}
+    for group, rows in table.groupby("sequences", sort=False):
+        groups[str(group)] = {"n_patients": int(len(rows)), "mean_dice_3d": float(rows["dice_3d"].mean()),
+                              "median_dice_3d": float(rows["dice_3d"].median())}
+    return groups
 
 
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
