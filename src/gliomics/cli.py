@@ -221,7 +221,7 @@ def cmd_train_classifier(args) -> int:
     s = run_train_classifier(args.data or params.data.raw, args.manifest, args.splits, params.classifier_settings(),
                              out_dir=args.out, store_dir=args.store, checkpoint_dir=args.checkpoints,
                              reports_dir=args.reports, resume=args.resume, log_mlflow=not args.no_mlflow,
-                             profile=params.profile)
+                             profile=params.profile, steps=args.steps)
     auc = _auc_text(s["best_val_roc_auc"])
     print(f"train-classifier: {s['epochs_run']} epochs ({params.profile} profile) in {s['seconds']:.0f} s; best "
           f"validation ROC AUC {auc} (epoch {s['best_epoch']}), accuracy {s['val_accuracy']:.3f} at threshold "
@@ -549,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports/classifier/train", help="default: %(default)s")
     p.add_argument("--checkpoints", default="checkpoints/classifier", help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--steps", type=int, help="train exactly this many steps (a multiple of steps_per_epoch) instead "
+                   "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_train_classifier)
 

@@ -52,6 +52,53 @@ def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, na
     )
 
 
+def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    size = preprocessing.image_size
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
+                                     input_example=example,
+                                     metadata=model_metadata(preprocessing, model_config, **extra_metadata))
+    return Path(path)
+
+
+def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> dict:
+    """Copy the segmenter at ``source`` (a model URI or folder) to the local folder ``target`` for shipping:
+    rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy would otherwise compute in
+    bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times slower), its metadata kept plus
+    ``extra_metadata``, and with ``half`` its weights stored in 16 bits (:func:`store_weights_in_16_bits`).
+    Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
+    """
+    import tensorflow as tf
+
+    from gliomics.models import build_from_config
+    from gliomics.models.inference import load_model
+
+    model, preprocessing, metadata = load_model(str(source))
+    config = dict(metadata.get("model_config") or {})
+    if not config:
+        raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it for export")
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
+    try:
+        rebuilt = build_from_config(config)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+    rebuilt.set_weights(model.get_weights())
+    kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
+    save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",
+                                                               "stored_weights": "float16" if half else "float32"})
+    storage = store_weights_in_16_bits(target) if half else {}
+    storage["folder_bytes"] = sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
+    return storage
+
+
 def load_segmenter(uri: str):
     """Load a segmenter: ``(keras_model, Preprocessing, metadata)``.
 
@@ -151,18 +198,26 @@ def store_weights_in_16_bits(model_dir) -> dict:
             if WEIGHTS_MEMBER not in members:
                 raise GliomicsError(f"{archive}: no {WEIGHTS_MEMBER} inside")
             source.extractall(tmp)
-        with h5py.File(tmp / WEIGHTS_MEMBER, "r+") as weights:
-            names = []
-            weights.visititems(lambda name, obj: names.append(name)
-                               if isinstance(obj, h5py.Dataset) and obj.dtype == np.float32 else None)
-            for name in names:
-                values = weights[name][()]
-                largest = max(largest, float(np.abs(values).max(initial=0.0)))
-                if largest > np.finfo(np.float16).max:
-                    raise GliomicsError(f"{archive}: weight {name} reaches {largest:.3g}, beyond float16's range")
-                del weights[name]
-                weights.create_dataset(name, data=values.astype(np.float16))
-                n_arrays += 1
+        # A new file, not datasets replaced in place: HDF5 does not give back the space of deleted datasets.
+        with h5py.File(tmp / WEIGHTS_MEMBER, "r") as source, h5py.File(tmp / "half.h5", "w") as half:
+            half.attrs.update(source.attrs)
+
+            def copy(name, obj):
+                nonlocal largest, n_arrays
+                if isinstance(obj, h5py.Group):
+                    half.require_group(name).attrs.update(obj.attrs)
+                    return
+                values = obj[()]
+                if obj.dtype == np.float32:
+                    largest = max(largest, float(np.abs(values).max(initial=0.0)))
+                    if largest > np.finfo(np.float16).max:
+                        raise GliomicsError(f"{archive}: weight {name} reaches {largest:.3g}, beyond float16's range")
+                    values = values.astype(np.float16)
+                    n_arrays += 1
+                half.create_dataset(name, data=values).attrs.update(obj.attrs)
+
+            source.visititems(copy)
+        (tmp / "half.h5").replace(tmp / WEIGHTS_MEMBER)
         rebuilt = tmp / "rebuilt.keras"
         with zipfile.ZipFile(rebuilt, "w", compression=zipfile.ZIP_DEFLATED) as target:
             for member in members:

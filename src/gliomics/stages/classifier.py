@@ -165,8 +165,12 @@ def plot_learning_curves(history, path) -> Path:
 def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir="models/classifier",
                          store_dir="data/arrays", checkpoint_dir="checkpoints/classifier",
                          reports_dir="reports/classifier/train", resume: bool = False, log_mlflow: bool = True,
-                         profile: str | None = None, on_epoch_end=None, run_name: str | None = None) -> dict:
+                         profile: str | None = None, on_epoch_end=None, run_name: str | None = None,
+                         steps: int | None = None, progress_lines: bool = True) -> dict:
     """Train the slice classifier of ``params`` (ClassifierParams); write reports and model; return the summary.
+
+    The run's length as for the segmenter (:func:`gliomics.stages.train.run_train`): ``steps``, else
+    ``params.budget_minutes`` (calibrated here), else ``params.epochs``; logged as ``length.*`` params.
 
     Summary keys: ``run_id`` (None without MLflow), ``model_uri``
     (``runs:/<id>/model``, or ``out_dir`` without MLflow), ``model_dir``, and
@@ -174,8 +178,11 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     each epoch (after the MLflow logging), e.g. for a tuning pruner.
     """
     from gliomics.stages.evaluate_classifier import plot_confusion_matrix, plot_roc
-    from gliomics.stages.train import open_training_store
+    import sys
+
+    from gliomics.stages.train import epoch_line, open_training_store
     from gliomics.tracking import optional_stage_run
+    from gliomics.training.budget import calibrate, resolve_length
     from gliomics.training.classification import attached_threshold, slice_scores
     from gliomics.training.fit import fit_classifier
     from gliomics.training.tasks import ClassificationTask
@@ -186,9 +193,19 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
         raise GliomicsError(f"classifier.min_area_px must be >= 1, got {params.min_area_px}")
     store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
                                                                              store_dir, params)
+    budgeted = params
+    task = ClassificationTask(min_area_px=int(params.min_area_px))
+    params, length = resolve_length(
+        params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume, section="classifier",
+        calibrate_run=lambda: calibrate(task, store, train_patients, val_patients, params))
+    if length["source"] == "budget" and progress_lines:
+        print(f"train-classifier: {budgeted.budget_minutes:g} min budget at {length['seconds_per_image']:.3f} s per "
+              f"training image here → {length['epochs']} epochs x {params.steps_per_epoch} steps (replay: "
+              f"gliomics train-classifier --steps {length['total_steps']})", file=sys.stderr, flush=True)
 
-    run_params = {**flatten_classifier_params(params), "profile": profile or "", "seed": params.seed,
-                  "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume}
+    run_params = {**flatten_classifier_params(budgeted), "profile": profile or "", "seed": params.seed,
+                  "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume,
+                  **{f"length.{k}": v for k, v in length.items()}}
     with optional_stage_run(log_mlflow, EXPERIMENT, data_dir=data_dir, params=run_params, profile=profile) as run:
         mlflow = None
         if run is not None:
@@ -202,8 +219,16 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
                 mlflow.log_metrics({k: float(row[k]) for k in EPOCH_METRICS
                                     if k in row and not math.isnan(float(row[k]))}, step=epoch)
 
+        best = [-math.inf, 0]
+
         def epoch_end(epoch, row):
             log_epoch(epoch, row)
+            score = float(row.get("val_roc_auc", math.nan))
+            if not math.isnan(score) and score > best[0]:
+                best[:] = [score, epoch]
+            if progress_lines:
+                print(epoch_line("train-classifier", epoch, params.epochs, row, "val_roc_auc", tuple(best)),
+                      file=sys.stderr, flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
 

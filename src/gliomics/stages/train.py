@@ -34,6 +34,7 @@ import numpy as np
 from gliomics import io
 from gliomics.config import TrainParams
 from gliomics.errors import GliomicsError
+from gliomics.models.packaging import save_segmenter  # noqa: F401  (stages and tuning save through it)
 
 OVERLAY_PATIENTS = 4
 EPOCH_METRICS = ("loss", "slice_dice", "slice_iou", "soft_slice_dice", "soft_slice_iou", "val_dice_3d",
@@ -107,23 +108,6 @@ def open_training_store(data_dir, manifest_csv, splits_csv, store_dir, params):
     check_store_patients(store, train_patients + val_patients, splits_csv)
     preprocessing = Preprocessing.from_store_settings(store.settings)
     return store, train_patients, val_patients, preprocessing
-
-
-def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
-    """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from gliomics.models.packaging import custom_objects, model_metadata
-
-    size = preprocessing.image_size
-    example = np.zeros((1, size, size, 3), dtype=np.float32)
-    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    with io.atomic_path(path) as tmp:
-        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
-                                     input_example=example,
-                                     metadata=model_metadata(preprocessing, model_config, **extra_metadata))
-    return Path(path)
 
 
 # ------------------------------------------------------------------- figures
