@@ -33,9 +33,19 @@ def test_unknown_profile_is_rejected():
         params_from_dict({"profile": "gpu"})
 
 
-def test_later_sections_are_kept_untyped():
-    params = params_from_dict({"report": {"title": "x"}})
-    assert params.extra == {"report": {"title": "x"}}
+def test_unknown_sections_and_keys_name_the_nearest_valid_one(tmp_path):
+    from gliomics.config import load_params
+
+    with pytest.raises(GliomicsError, match=r"unknown section 'profle' \(did you mean 'profile'\?\)"):
+        params_from_dict({"profle": "cpu"})
+    with pytest.raises(GliomicsError, match=r"unknown section 'featurse' \(did you mean 'features'\?\)"):
+        params_from_dict({"featurse": {}})
+    with pytest.raises(GliomicsError, match=r"train.demo: unknown key\(s\) epoch \(did you mean 'epochs'\?\)"):
+        params_from_dict({"train": {"demo": {"epoch": 3}}})
+    empty = tmp_path / "params.yaml"
+    empty.write_text("# nothing\n")
+    with pytest.raises(GliomicsError, match="params file is empty"):
+        load_params(empty)
 
 
 def test_train_settings_follow_the_profile():

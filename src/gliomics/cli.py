@@ -119,12 +119,13 @@ def cmd_train(args) -> int:
 
     params = _params(args)
     settings = params.train_settings()
-    folders = {"out_dir": args.out or "models/segmenter"}
+    suffix = ""
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
-        folders = {"out_dir": args.out or f"models/segmenter-fold{args.fold}",
-                   "checkpoint_dir": f"checkpoints/train-fold{args.fold}",
-                   "reports_dir": f"reports/train-fold{args.fold}"}
+        suffix = f"-fold{args.fold}"
+    folders = {"out_dir": args.out or f"models/segmenter{suffix}",
+               "checkpoint_dir": args.checkpoints or f"checkpoints/train{suffix}",
+               "reports_dir": args.reports or f"reports/train{suffix}"}
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
                         log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, **folders)
     print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
@@ -473,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     p.add_argument("--steps", type=int, help="train exactly this many steps (a multiple of steps_per_epoch) instead "
                    "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
+    p.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/train, checkpoints/train-fold<k>)")
+    p.add_argument("--reports", help="reports folder (default: reports/train, reports/train-fold<k>)")
     p.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
                    "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
     _add_no_mlflow_arg(p)

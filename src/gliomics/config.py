@@ -3,7 +3,7 @@
 Each pipeline stage has a frozen dataclass here; its field defaults are the
 project's defaults, and ``params.yaml`` overrides them. A key that no
 dataclass knows is an error naming the key (typos must not pass silently).
-Sections that later stages add are kept, untyped, in :attr:`Params.extra`.
+Unknown sections and keys are errors naming the nearest valid name; an empty params file is an error.
 """
 
 from __future__ import annotations
@@ -311,7 +311,7 @@ class Params:
     tune: dict = field(default_factory=lambda: {"demo": TuneParams()})
     #: Slice classifier search settings per profile (``gliomics tune --task classifier``).
     tune_classifier: dict = field(default_factory=lambda: {"demo": _default_classifier_tune()})
-    #: Sections that no typed dataclass covers yet (added by later stages).
+    #: Kept for callers of older versions: always empty (unknown sections are errors).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def train_settings(self) -> TrainParams:
@@ -361,14 +361,34 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise GliomicsError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+        if not raw:
+            raise GliomicsError(f"{path}: the params file is empty (delete it to run on the defaults, or restore it "
+                                "with `git checkout -- params.yaml`)")
         if not isinstance(raw, dict):
             raise GliomicsError(f"{path}: expected a mapping of sections at the top level")
     return params_from_dict(raw, source=str(path))
 
 
+#: The top-level keys of params.yaml.
+TOP_LEVEL = ("profile", "data", "synth", "split", "features", "associate", "train", "tune", "tune_classifier",
+             "classifier", "segment", "post", "register")
+
+
+def _nearest(key: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
+    import difflib
+
+    match = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
 def params_from_dict(raw: dict[str, Any], source: str = PARAMS_FILE) -> Params:
     """Build :class:`Params` from a plain mapping, checking keys and types."""
     raw = dict(raw)
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise GliomicsError(f"{source}: unknown section '{key}'{_nearest(key, TOP_LEVEL)}; "
+                                f"known: {', '.join(TOP_LEVEL)}")
     profile = raw.pop("profile", Params.profile)
     if profile not in PROFILES:
         raise GliomicsError(f"{source}: profile must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -407,7 +427,8 @@ def _build(cls, values: dict[str, Any], where: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise GliomicsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise GliomicsError(f"{where}: unknown key(s) {', '.join(unknown)}{_nearest(unknown[0], known)}; "
+                            f"known: {', '.join(known)}")
     kwargs = {}
     for key, value in values.items():
         spec = known[key]
