@@ -60,3 +60,13 @@ def real_cohort(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("real")
     subprocess.run([sys.executable, str(script), str(dest), "--patients", "3"], check=True, capture_output=True)
     return dest / "kaggle_3m"
+
+
+@pytest.fixture(scope="session")
+def stub_segmenter(tmp_path_factory) -> str:
+    """A local MLflow model folder: the FLAIR stub of tests/test_evaluate_segment.py (no training)."""
+    import gliomics  # noqa: F401  (the Keras environment first)
+    from gliomics.models.preprocessing import Preprocessing
+    from tests.test_evaluate_segment import SIZE, flair_stub, save_local
+
+    return str(save_local(flair_stub(), tmp_path_factory.mktemp("models") / "stub", Preprocessing(image_size=SIZE)))

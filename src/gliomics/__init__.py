@@ -11,6 +11,9 @@ before TensorFlow is first imported:
   than standalone Keras.
 - ``TF_CPP_MIN_LOG_LEVEL=2``: hide TensorFlow's C++ info banners (CUDA probes
   on CPU machines) so that user-facing output stays readable.
+- ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``: MLflow refuses to unpickle
+  model files in this process (gliomics loads models itself, without pickle:
+  :func:`gliomics.models.packaging.load_segmenter`); a second line of defence.
 """
 
 import os as _os
@@ -18,5 +21,6 @@ import os as _os
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 _os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 __version__ = "0.1.0"

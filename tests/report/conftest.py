@@ -13,14 +13,7 @@ import pandas as pd
 import pytest
 
 import gliomics  # noqa: F401  (sets the Keras environment first)
-from gliomics.models.preprocessing import Preprocessing
-from tests.test_evaluate_segment import SIZE, flair_stub, save_local
 
-
-@pytest.fixture(scope="session")
-def stub_segmenter(tmp_path_factory) -> str:
-    """A local MLflow model folder: the FLAIR stub of tests/test_evaluate_segment.py (no training)."""
-    return str(save_local(flair_stub(), tmp_path_factory.mktemp("models") / "stub", Preprocessing(image_size=SIZE)))
 
 
 def _png(path: Path) -> Path:

@@ -13,7 +13,7 @@ Used by ``gliomics evaluate``, ``gliomics segment`` and ``gliomics analyze``
   of the archive once and read as a plain ``.weights.h5`` file; a local
   model folder does not import MLflow at all. Anything else (remote stores,
   other formats, models with assets or shared objects) goes through
-  ``load_segmenter``.
+  ``load_segmenter``, which never unpickles anything either.
 
 * :func:`predict_patient` prepares the slices exactly as training did
   (:meth:`Preprocessing.prepare_patient`: optional pre-filter, resize to the
@@ -229,6 +229,7 @@ def load_segmenters(uris, *, tta: bool = False):
     models, metadata, first = [], [], None
     for uri in uris:
         model, preprocessing, meta = load_model(str(uri))
+        check_segmenter(model, str(uri))
         check_model_size(model, preprocessing)
         if first is None:
             first = preprocessing
@@ -256,6 +257,19 @@ def check_image_shapes(images: np.ndarray, name: str) -> tuple[int, int]:
         warnings.warn(f"{name}: slices are {shape[0]}x{shape[1]}, not {EXPECTED_SIZE[0]}x{EXPECTED_SIZE[1]}; "
                       "they are resized to the model's size and the masks resized back", stacklevel=2)
     return shape
+
+
+def check_segmenter(model, name: str) -> None:
+    """A segmenter maps (batch, S, S, 3) slices to (batch, S, S, 1) probabilities; anything else (a slice
+    classifier's (batch, 1), say) is refused with one line."""
+    try:
+        shape = tuple(model.output_shape)
+    except (AttributeError, ValueError, TypeError):
+        return
+    if len(shape) != 4 or shape[-1] != 1:
+        hint = " (a slice classifier? pass it with --gate)" if len(shape) == 2 else ""
+        raise GliomicsError(f"{name}: not a segmenter: output shape {shape}, expected (batch, height, width, 1)"
+                            f"{hint}")
 
 
 def check_model_size(model, preprocessing) -> None:

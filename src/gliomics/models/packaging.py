@@ -100,29 +100,68 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
 
 
 def load_segmenter(uri: str):
-    """Load a segmenter: ``(keras_model, Preprocessing, metadata)``.
+    """Load a segmenter (or slice classifier): ``(keras_model, Preprocessing, metadata)``, never running code
+    from the model.
 
-    Raises :class:`GliomicsError` naming the URI (and, for registry URIs,
-    the registered models and aliases that exist) when it does not resolve.
+    MLflow only resolves the URI to a local folder (``download_artifacts`` copies remote artifacts, it loads
+    nothing); the model is then read with tf-keras' own loader in safe mode from ``data/model.keras`` (a JSON
+    config and HDF5 weights), with the custom layers, losses and metrics registered by name in gliomics
+    (:func:`custom_objects`). MLflow's ``load_model`` is never called: it would unpickle
+    ``custom_objects.cloudpickle``, so a crafted model folder could run code. A folder that cannot be loaded
+    that way (another flavour, a ``code`` folder, no ``model.keras``) is refused with one line.
+
+    Raises :class:`GliomicsError` naming the URI (and, for registry URIs, the registered models and aliases
+    that exist) when it does not resolve.
     """
+    folder = resolve_model_folder(uri)
+    return load_keras_folder(folder, name=uri)
+
+
+def resolve_model_folder(uri: str) -> Path:
+    """The local folder of a model URI or folder (MLflow downloads remote artifacts; nothing is loaded)."""
+    if not any(uri.startswith(prefix) for prefix in ("runs:/", "models:/", "file:", "mlflow-artifacts:")):
+        path = Path(uri)
+        if not (path / "MLmodel").exists():
+            raise GliomicsError(f"{uri}: not a model URI (runs:/…, models:/…) nor a folder with an MLmodel file")
+        return path.resolve()
     import mlflow
 
     from gliomics import tracking
 
     tracking.configure()
-    if not any(uri.startswith(prefix) for prefix in ("runs:/", "models:/", "file:", "mlflow-artifacts:")):
-        path = Path(uri)
-        if not (path / "MLmodel").exists():
-            raise GliomicsError(f"{uri}: not a model URI (runs:/…, models:/…) nor a folder with an MLmodel file")
-        uri = str(path.resolve())
     try:
-        info = mlflow.models.get_model_info(uri)
-        model = mlflow.tensorflow.load_model(uri, keras_model_kwargs={"compile": False,
-                                                                      "custom_objects": custom_objects()})
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # MLflow raises many types for an unresolvable URI
         raise GliomicsError(f"{uri}: cannot load model ({str(exc).splitlines()[0][:200]}){_registry_hint()}"
                             f"{_promote_hint(uri)}") from None
-    metadata = (info.metadata or {}).get(METADATA_KEY, {})
+    if not (path / "MLmodel").is_file():
+        raise GliomicsError(f"{uri}: resolves to {path}, which has no MLmodel file")
+    return path
+
+
+def load_keras_folder(folder: Path, name: str | None = None):
+    """``(model, Preprocessing, metadata)`` of an MLflow tensorflow-flavour folder, by tf-keras' safe loader."""
+    import yaml
+
+    name = name or str(folder)
+    try:
+        mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise GliomicsError(f"{name}: unreadable MLmodel file ({str(exc).splitlines()[0][:200]})") from None
+    flavor = (mlmodel.get("flavors") or {}).get("tensorflow") or {}
+    archive = folder / str(flavor.get("data") or "data") / "model.keras"
+    if flavor.get("model_type") != "keras" or flavor.get("code") or not archive.is_file():
+        why = ("it has a code folder" if flavor.get("code") else
+               "not a tf-keras model in data/model.keras" if flavor else "no tensorflow flavour")
+        raise GliomicsError(f"{name}: refused: gliomics loads only tf-keras models saved as data/model.keras, "
+                            f"never code or pickled objects from a model folder ({why})")
+    from gliomics.models._keras import keras
+
+    try:
+        model = keras.models.load_model(archive, custom_objects=custom_objects(), compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - tf-keras raises many types for a damaged or foreign archive
+        raise GliomicsError(f"{name}: cannot load {archive.name} ({str(exc).splitlines()[0][:200]})") from None
+    metadata = (mlmodel.get("metadata") or {}).get(METADATA_KEY, {})
     return model, Preprocessing.from_dict(metadata.get("preprocessing", {})), metadata
 
 
