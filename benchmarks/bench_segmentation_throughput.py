@@ -66,10 +66,12 @@ ROW_FORMAT = "{:<22} {:>5} {:<5} {:>12} {:>12} {:>10} {:>8}  {}"
 
 
 def model_config(name: str, size: int) -> dict:
-    """``plain_unet`` or ``ARCH-BACKBONE`` -> a ``build_from_config`` dict."""
+    """``plain_unet`` (32 base filters), ``plain_unetN`` (N base filters) or ``ARCH-BACKBONE`` -> a
+    ``build_from_config`` dict."""
     shape = (size, size, 3)
-    if name == "plain_unet":
-        return {"arch": "plain_unet", "base_filters": 32, "depth": 4, "input_shape": shape}
+    if name.startswith("plain_unet"):
+        filters = int(name.removeprefix("plain_unet") or 32)
+        return {"arch": "plain_unet", "base_filters": filters, "depth": 4, "bn_momentum": 0.9, "input_shape": shape}
     arch, _, backbone = name.partition("-")
     if not backbone:
         raise SystemExit(f"config {name!r}: expected plain_unet or ARCH-BACKBONE, e.g. Unet-resnet18")

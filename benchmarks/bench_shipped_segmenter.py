@@ -8,7 +8,8 @@ Run in a project clone holding the real cohort and its split (after `gliomics tr
 1. exports the trained model folder to ``--ship``: float32 compute, weights stored in 16 bits
    (:func:`gliomics.models.packaging.export_segmenter`);
 2. `gliomics evaluate` on the split's test patients: the model as trained (bf16 compute where it was trained
-   so), the shipped copy, the shipped copy with flip TTA (each an MLflow run of experiment ``evaluate``);
+   so), a float32 export with float32 weights (to isolate the 16-bit rounding), the shipped copy, the
+   shipped copy with flip TTA (each an MLflow run of experiment ``evaluate``);
 3. the same test patients with pre- and post-contrast replaced by FLAIR on every slice (how the dataset fills
    missing sequences), without and with TTA;
 4. `gliomics analyze` of one test patient with the shipped model, without and with TTA (wall seconds);
@@ -67,6 +68,100 @@ def flair_only_copy(data: Path, patients: list[str], dest: Path) -> Path:
     return out
 
 
+LICENCE = ("Trained on the TCGA-LGG \"LGG Segmentation Dataset\" (Buda, Saha, Mazurowski; CC BY-NC-SA 4.0): "
+           "cite Buda et al., Computers in Biology and Medicine 109 (2019) 218-225, and Mazurowski et al., "
+           "J Neurooncol 133 (2017) 27-35. The model is a derivative of that data and shares its licence: "
+           "non-commercial use, attribution, share alike.")
+
+
+def training_run(train_reports: Path) -> dict:
+    """The MLflow run of the last `gliomics train` here (experiment ``train``) and its metrics.json."""
+    import mlflow
+
+    from gliomics import tracking
+
+    tracking.configure()
+    runs = mlflow.search_runs(experiment_names=["train"], order_by=["attributes.start_time DESC"], max_results=1)
+    run = runs.iloc[0].to_dict() if len(runs) else {}
+    metrics = json.loads((train_reports / "metrics.json").read_text())
+    return {"run_id": run.get("run_id", "?"), "params": {k.removeprefix("params."): v for k, v in run.items()
+                                                        if k.startswith("params.")}, "metrics": metrics}
+
+
+def write_card(ship: Path, summary: dict, train: dict, merged, data_hash: str) -> Path:
+    """``ship/README.md``: what the shipped segmenter is, how it was trained and scored, how to train it again."""
+    from gliomics.io import write_text
+
+    p = train["params"]
+    m = train["metrics"]
+    configs = summary["configs"]
+    rows = "\n".join(f"| {r.patient} | {r.sequences} | {r.shipped:.3f} | {r.shipped_tta:.3f} | {r.flair_only:.3f} |"
+                     for r in merged.rename(columns={"16bit": "shipped", "16bit_tta": "shipped_tta",
+                                                     "16bit_flair_only": "flair_only"}).itertuples())
+    text = f"""# lgg-segmenter: the segmenter shipped with gliomics
+
+A plain U-Net (Buda et al. 2019 style) that segments the FLAIR abnormality of lower-grade gliomas on
+TCGA-LGG slices (pre-contrast, FLAIR, post-contrast; 256x256, resized to 128x128 for the model). An
+MLflow model folder (tensorflow flavour, tf-keras): `gliomics analyze`, `segment` and `evaluate` take it with
+`--model models/pretrained/lgg-segmenter`, and `analyze` uses it by default unless a champion trained on real
+data is registered.
+
+## Recipe
+- Model: `{p.get("train.model.arch", "?")}`, {p.get("train.model.base_filters", "?")} base filters, depth
+  {p.get("train.model.depth", "?")}, {p.get("train.model.activation", "?")}, {p.get("train.model.pooling", "?")}
+  pooling, batch-norm momentum {p.get("train.model.bn_momentum", "?")}; input {m["image_size"]} px.
+- Training: `train.cpu` of params.yaml, {m["epochs_run"]} epochs x {p.get("train.steps_per_epoch", "?")} steps x
+  batch {p.get("train.batch_size", "?")} = {m["total_steps"]} steps, {m["total_steps"] * int(p.get("train.batch_size", 16)):,}
+  training images; Adam {p.get("train.learning_rate", "?")} with cosine decay to 0; loss
+  {p.get("train.loss", "?")}; half of each batch tumour slices; augmentation: flips, affine, grid distortion,
+  brightness/contrast, and pre/post-contrast replaced by FLAIR on 25 % of slices (missing sequences);
+  precision {m["precision"]} on this CPU ({", ".join(summary["machine"]["flags"])}), seed
+  {p.get("train.seed", "?")}. {m["train_seconds"] / 60:.0f} min of training ({m["seconds_per_image"]:.3f} s per
+  training image).
+- Data: the 88-patient working copy of the dataset, DVC hash `{data_hash}`; patient-level split
+  `reports/split/splits.csv` (seed 42): {m["n_train_patients"]} training patients (folds 1-4), {m["n_val_patients"]}
+  validation patients (fold 0: selects the epoch), {summary["n_test_patients"]} internal test patients never
+  used for training or selection. The best epoch ({m["best_epoch"]}) by validation per-patient 3D Dice
+  {m["best_val_dice_3d"]:.3f}.
+- MLflow: training run `{train["run_id"]}` (experiment `train` of the project where it was trained).
+- Stored for shipping: float32 compute, weights rounded to float16 (`stored_weights` in the metadata;
+  {summary["storage"]["folder_bytes"] / 1e6:.1f} MB). Largest per-patient 3D Dice change on the internal test
+  patients: {summary["max_abs_dice_change_16bit_weights_only"]:.1e} from the 16-bit weights alone (against float32
+  weights, both float32 compute), {summary["max_abs_dice_change_16bit"]:.1e} against the model as trained (bf16
+  compute).
+
+## Train it again
+```bash
+gliomics ingest /path/to/kaggle_3m && sed -i 's/^profile: demo/profile: cpu/' params.yaml
+dvc repro split                      # validate + the patient-level split (seed 42)
+gliomics train --steps {m["total_steps"]}          # train.cpu for exactly these steps (its budget_minutes would size it to this machine)
+```
+Then `python benchmarks/bench_shipped_segmenter.py --model models/segmenter --ship models/pretrained/lgg-segmenter`
+exports and scores it as below.
+
+## Internal test patients ({summary["n_test_patients"]}, never seen in training or selection)
+Per-patient 3D Dice after post-processing (threshold 0.5, holes filled, largest 3D component):
+mean **{configs["16bit"]["mean_dice_3d"]:.3f}** (median {configs["16bit"]["median_dice_3d"]:.3f}); with flip
+test-time augmentation (`--tta`) {configs["16bit_tta"]["mean_dice_3d"]:.3f} (median
+{configs["16bit_tta"]["median_dice_3d"]:.3f}); with pre- and post-contrast replaced by FLAIR on every slice
+{configs["16bit_flair_only"]["mean_dice_3d"]:.3f} (median {configs["16bit_flair_only"]["median_dice_3d"]:.3f}).
+`benchmarks/results/` of the gliomics repository keeps the benchmark's files.
+
+| patient | sequences | Dice | Dice, TTA | Dice, FLAIR only |
+|---|---|---|---|---|
+{rows}
+
+## Limits
+- Trained on 56 patients of three TCGA institutions' FLAIR-centred slices; other scanners, protocols or
+  slice orientations are untested. A research tool, not a medical device.
+- The 22 patients of the original 110 outside this copy are the project's independent test set.
+
+## Licence
+{LICENCE}
+"""
+    return write_text(ship / "README.md", text)
+
+
 def evaluate(name: str, model: str, data: Path, out: Path, extra: list[str]) -> dict:
     target = out / name
     seconds = run_logged(["gliomics", "evaluate", "--data", str(data), "--model", model, "--out", str(target),
@@ -85,6 +180,7 @@ def main() -> int:
     parser.add_argument("--data", default="data/raw")
     parser.add_argument("--splits", default="reports/split/splits.csv")
     parser.add_argument("--out", default=f"benchmarks/results/shipped_segmenter_{time.strftime('%Y-%m-%d')}")
+    parser.add_argument("--train-reports", default="reports/train", help="the training run's reports (model card)")
     args = parser.parse_args()
     out = project_out_dir("bench_shipped_segmenter", args.out)
     if out is None:
@@ -101,8 +197,11 @@ def main() -> int:
     test = sorted(splits.loc[splits["part"] == "test", "patient"].astype(str))
     on_test = ["--split", args.splits, "--part", "test"]
     data = Path(args.data)
+    full_weights = out / "float32_weights_model"
+    export_segmenter(args.model, full_weights, half=False)
     results = {
         "trained": evaluate("trained", args.model, data, out, on_test),
+        "float32_weights": evaluate("float32_weights", str(full_weights), data, out, on_test),
         "16bit": evaluate("16bit", str(ship), data, out, on_test),
         "16bit_tta": evaluate("16bit_tta", str(ship), data, out, [*on_test, "--tta"]),
     }
@@ -131,9 +230,12 @@ def main() -> int:
     merged = merged.reset_index()
     merged.to_csv(out / "per_patient.csv", index=False, float_format="%.4f")
     diff = (merged["16bit"] - merged["trained"]).abs().max()
+    weights_diff = (merged["16bit"] - merged["float32_weights"]).abs().max()
+    shutil.rmtree(full_weights)
     summary = {
         "date": time.strftime("%Y-%m-%d"), "machine": cpu_description(), "model": args.model, "ship": str(ship),
-        "storage": storage, "max_abs_dice_change_16bit": float(diff), "n_test_patients": len(test),
+        "storage": storage, "max_abs_dice_change_16bit": float(diff),
+        "max_abs_dice_change_16bit_weights_only": float(weights_diff), "n_test_patients": len(test),
         "configs": {name: {k: r.get(k) for k in ("mean_dice_3d", "median_dice_3d", "mean_iou_3d", "by_sequences",
                                                    "worst_patients", "seconds", "wall_seconds")}
                     for name, r in results.items()},
@@ -141,9 +243,13 @@ def main() -> int:
         "analyze_seconds": timing,
     }
     from gliomics.io import write_json
+    from gliomics.tracking import dvc_data_hash
 
+    summary["training"] = training_run(Path(args.train_reports))
     write_json(out / "summary.json", summary)
-    print(f"shipped vs trained: max per-patient Dice change {diff:.2e}; summary → {out / 'summary.json'}")
+    write_card(ship, summary, summary["training"], merged, dvc_data_hash(data))
+    print(f"shipped vs trained: max per-patient Dice change {diff:.2e} ({weights_diff:.2e} from the 16-bit weights "
+          f"alone); summary → {out / 'summary.json'}")
     return 0
 
 

@@ -202,13 +202,14 @@ def cmd_register_classifier(args) -> int:
 def _evaluate_classifier(args, params, patients) -> int:
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier
 
-    if len(args.model) != 1:
+    if len(args.model) != 1 and not args.from_segmenter:
         raise GliomicsError("evaluate --task classifier: give one --model (ensembles are for segmenters)")
-    args.model = args.model[0]
+    model = args.model if args.from_segmenter else args.model[0]
     out = args.out or "reports/classifier/evaluate"
-    s = run_evaluate_classifier(args.data or params.data.raw, args.model, out, patients=patients,
-                                min_area_px=params.classifier_settings().min_area_px,
-                                log_mlflow=not args.no_mlflow, profile=params.profile)
+    s = run_evaluate_classifier(args.data or params.data.raw, model, out, patients=patients,
+                                min_area_px=params.classifier_settings().min_area_px, threshold=args.threshold,
+                                log_mlflow=not args.no_mlflow, profile=params.profile,
+                                from_segmenter=args.from_segmenter)
     auc = _auc_text(s["roc_auc"])
     print(f"evaluate: {s['n_slices']} slices of {s['n_patients']} patients, accuracy {s['accuracy']:.3f}, "
           f"ROC AUC {auc}, F1 {s['f1']:.3f} → {out}")
@@ -522,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="default: reports/evaluate (segmenter), reports/classifier/evaluate (classifier)")
     p.add_argument("--gate", help="segmenter only: slice classifier URI; slices it calls tumour-free are not "
                    "segmented (empty masks; threshold segment.gate_threshold)")
+    p.add_argument("--from-segmenter", action="store_true",
+                   help="classifier task: --model is a segmenter; a slice's score is its largest tumour probability")
+    p.add_argument("--threshold", type=float,
+                   help="classifier task: decision threshold (default: the model's own; 0.5 for a segmenter)")
     p.add_argument("--split", help="splits.csv: evaluate only the patients of --part")
     p.add_argument("--part", default="test", help="part of --split to evaluate (default: %(default)s)")
     _add_no_mlflow_arg(p)

@@ -25,10 +25,34 @@ import numpy as np
 from gliomics.errors import GliomicsError
 
 
-def load_classifier(uri: str):
-    """``(keras_model, Preprocessing, metadata)`` of a slice classifier; a clear error otherwise."""
-    from gliomics.models.inference import load_model
+class SegmenterSliceScore:
+    """A segmenter used as a slice classifier: a slice's score is the segmenter's largest tumour probability on
+    it, :math:`s = \\max_{i,j} p_{ij}` (before post-processing). With threshold 0.5 a slice is "tumour" exactly
+    when the segmenter predicts at least one tumour pixel on it; a threshold can also be chosen on validation
+    patients like the ResNet classifier's. Called like a Keras classifier: batch ``(B, S, S, 3)`` -> ``(B, 1)``.
+    """
 
+    output_shape = (None, 1)
+
+    def __init__(self, segmenter):
+        self.segmenter = segmenter
+
+    def __call__(self, batch, training: bool = False) -> np.ndarray:
+        prob = np.asarray(self.segmenter(batch, training=False), dtype=np.float32)
+        return prob.reshape(len(prob), -1).max(axis=1, keepdims=True)
+
+
+def load_classifier(uri, from_segmenter: bool = False):
+    """``(keras_model, Preprocessing, metadata)`` of a slice classifier; a clear error otherwise.
+
+    ``from_segmenter``: ``uri`` (one or several, an ensemble) is a segmenter, scored per slice by
+    :class:`SegmenterSliceScore`.
+    """
+    from gliomics.models.inference import load_model, load_segmenters
+
+    if from_segmenter:
+        segmenter, preprocessing, metadata = load_segmenters(uri)
+        return SegmenterSliceScore(segmenter), preprocessing, metadata[0]
     model, preprocessing, metadata = load_model(uri)
     shape = tuple(getattr(model, "output_shape", ()) or ())
     if len(shape) != 2 or shape[-1] != 1:

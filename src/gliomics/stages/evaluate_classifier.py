@@ -114,8 +114,12 @@ def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_ar
 
 def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
                             min_area_px: int = 1, threshold: float | None = None, log_mlflow: bool = True,
-                            profile: str | None = None, batch_size: int = 16) -> dict:
-    """Score the slice classifier ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files."""
+                            profile: str | None = None, batch_size: int = 16, from_segmenter: bool = False) -> dict:
+    """Score the slice classifier ``model_uri`` on the labelled cohort at ``data_dir``; write OUT files.
+
+    ``from_segmenter``: ``model_uri`` is a segmenter, and a slice's score its largest tumour probability
+    (:class:`gliomics.models.gate.SegmenterSliceScore`); ``threshold`` defaults to the model's own (0.5).
+    """
     from sklearn.metrics import classification_report
 
     from gliomics.models.gate import load_classifier
@@ -126,7 +130,7 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
     out_dir = Path(out_dir)
     slice_labels([], min_area_px)  # checks min_area_px before any work
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, _ = load_classifier(model_uri)
+    model, preprocessing, _ = load_classifier(model_uri, from_segmenter=from_segmenter)
     threshold = float(preprocessing.threshold if threshold is None else threshold)
 
     per_slice = classify_slices(root, by_folder, model, preprocessing, min_area_px=min_area_px,
@@ -142,7 +146,8 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
         patient=patient_summary,
         n_patients=int(len(per_patient)),
         min_area_px=int(min_area_px),
-        model_uri=str(model_uri),
+        model_uri=str(model_uri) if isinstance(model_uri, (str, Path)) else " + ".join(map(str, model_uri)),
+        slice_score="segmenter max probability" if from_segmenter else "classifier probability",
         data_dir=str(root),
         seconds=round(time.perf_counter() - started, 2),
     )
