@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import project_out_dir, run_logged  # noqa: E402
 
@@ -173,6 +175,63 @@ def evaluate(name: str, model: str, data: Path, out: Path, extra: list[str]) -> 
     return summary
 
 
+def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
+    """Mean per-patient 3D Dice of the validation fold (0) and the test patients under each post-processing
+    variant (largest 3D component kept or not) x flip TTA (off/on): the validation numbers choose, as nnU-Net
+    chooses its largest-component step on cross-validation; the test numbers only report."""
+    import pandas as pd
+
+    from gliomics.models.inference import AveragedSegmenter, load_model, predict_patient, segment_volume
+    from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
+    from gliomics.training.metrics import dice_3d
+
+    table = pd.read_csv(splits)
+    model_, preprocessing, _ = load_model(model)
+    variants = {}
+    for part in ("fold0", "test"):
+        patients = sorted(table.loc[table["part"] == part, "patient"].astype(str))
+        root, by_folder = cohort_patients(data, need_masks=True, patients=patients)
+        scores = {}
+        for folder, folder_slices in by_folder.items():
+            images = read_images(folder_slices, root)
+            truth = read_masks(folder_slices, images.shape[1:3], root)
+            for tta in (False, True):
+                prob = predict_patient(AveragedSegmenter([model_], tta=tta), preprocessing, images)
+                for largest in (True, False):
+                    pred = segment_volume(prob, preprocessing, {"largest_component": largest})
+                    key = f"tta={tta},largest_component={largest}"
+                    scores.setdefault(key, []).append(dice_3d(truth, pred))
+        variants[part] = {key: {"mean_dice_3d": float(np.mean(v)), "median_dice_3d": float(np.median(v)),
+                                "min_dice_3d": float(np.min(v))} for key, v in scores.items()}
+        print(f"post-processing on {part}: " + "; ".join(f"{k} {v['mean_dice_3d']:.4f}"
+                                                          for k, v in variants[part].items()), flush=True)
+    return variants
+
+
+def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path) -> dict:
+    """Slice classification by the segmenter's largest tumour probability: threshold chosen on the validation
+    fold (0, best accuracy), then scored on the test patients."""
+    import pandas as pd
+
+    from gliomics.training.classification import best_accuracy_threshold
+
+    common = ["gliomics", "evaluate", "--task", "classifier", "--from-segmenter", "--data", str(data), "--model",
+              model, "--split", splits]
+    run_logged([*common, "--part", "fold0", "--out", str(out / "slices_val")], out / "slices_val.log")
+    val = pd.read_csv(out / "slices_val" / "per_slice.csv")
+    threshold = float(best_accuracy_threshold(val["label"].to_numpy(), val["prob"].to_numpy()))
+    result = {}
+    for name, value in (("threshold_0.5", 0.5), ("threshold_validation", threshold)):
+        run_logged([*common, "--part", "test", "--threshold", str(value), "--out", str(out / f"slices_{name}")],
+                   out / f"slices_{name}.log")
+        summary = json.loads((out / f"slices_{name}" / "summary.json").read_text())
+        result[name] = {k: summary[k] for k in ("threshold", "accuracy", "roc_auc", "sensitivity", "specificity",
+                                                 "n_slices")}
+        print(f"segmenter as slice classifier, {name}: accuracy {summary['accuracy']:.3f}, ROC AUC "
+              f"{summary['roc_auc']:.3f} at {value:.3f}", flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/segmenter", help="the trained float32 model folder")
@@ -210,6 +269,9 @@ def main() -> int:
         results["16bit_flair_only"] = evaluate("16bit_flair_only", str(ship), flair, out, [])
         results["16bit_tta_flair_only"] = evaluate("16bit_tta_flair_only", str(ship), flair, out, ["--tta"])
 
+    slice_classifier = segmenter_as_slice_classifier(str(ship), data, args.splits, out)
+    post_processing = post_processing_ablation(str(ship), data, args.splits)
+
     from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
 
     folders = {ss[0].patient: f for f, ss in slices_by_folder(resolve_cohort_dir(data)).items()}
@@ -241,6 +303,8 @@ def main() -> int:
                     for name, r in results.items()},
         "min_dice_3d": {name: float(merged[name].min()) for name in results},
         "analyze_seconds": timing,
+        "slice_classifier": slice_classifier,
+        "post_processing": post_processing,
     }
     from gliomics.io import write_json
     from gliomics.tracking import dvc_data_hash
