@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def main() -> int:
     from gliomics.report.agreement import agreement_table, surviving_associations
 
     data, clinical = args.data, f"{args.data}/data.csv"
-    predicted_data = out / "predicted_cohort"
+    scratch = tempfile.TemporaryDirectory(prefix="predicted-cohort-")  # a copy of the cohort: not kept
+    predicted_data = Path(scratch.name) / "kaggle_3m"
     seconds = {
         "features_truth": run_logged(["gliomics", "features", "--data", data, "--masks", "truth", "--out",
                                       str(out / "features_truth.csv")], out / "features_truth.log"),
@@ -108,6 +110,7 @@ def main() -> int:
                                            str(out / "features_predicted.csv"), "--clinical", clinical, "--out",
                                            str(out / "associations_predicted")], out / "associate_predicted.log"),
     }
+    scratch.cleanup()
     truth = pd.read_csv(out / "features_truth.csv")
     predicted = pd.read_csv(out / "features_predicted.csv")
     columns = [c for c in FEATURE_COLUMNS if c in truth.columns and c in predicted.columns]
