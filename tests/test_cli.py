@@ -78,3 +78,14 @@ def test_bad_params_file_is_named(tmp_path, capsys):
     code = main(["split", "--params", str(params)])
     assert code == 2
     assert f"{params}: split.n_folds: expected int" in capsys.readouterr().err
+
+
+def test_an_os_error_is_one_line_and_a_traceback_only_with_debug(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["synth", "--out", str(blocker / "cohort")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("gliomics synth: error: ") and "a_file" in line  # the file, and the reason
+    assert "--debug shows the traceback" in line and "Traceback" not in line
+    with pytest.raises(OSError):
+        main(["synth", "--debug", "--out", str(blocker / "cohort")])

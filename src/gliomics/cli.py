@@ -406,9 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gliomics {__version__}")
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
-    # --params is accepted before or after the subcommand.
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    # --params and --debug are accepted before or after the subcommand.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=argparse.SUPPRESS, help="parameters file (default: params.yaml)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add = sub.add_parser
     sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # noqa: E731
@@ -674,6 +677,27 @@ def main(argv: list[str] | None = None) -> int:
     except GliomicsError as exc:
         print(f"gliomics {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"gliomics {args.command}: interrupted (a stage writes its outputs atomically: nothing half-written "
+              "is left; `--resume` continues a training)", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        # An unwritable folder, a full disk, a file that vanished, a value a library refused: one line naming
+        # the file; the traceback only when asked for.
+        if getattr(args, "debug", False):
+            raise
+        print(f"gliomics {args.command}: error: {_describe_os_error(exc)} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _describe_os_error(exc: Exception) -> str:
+    """``path: reason`` for an OSError (both paths of a rename), the message otherwise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n]
+        return f"{' -> '.join(names)}: {exc.strerror}" if names else exc.strerror
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 if __name__ == "__main__":
