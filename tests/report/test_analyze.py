@@ -12,7 +12,7 @@ import pytest
 from gliomics.cli import main
 from gliomics.errors import GliomicsError
 from gliomics.models.preprocessing import Preprocessing
-from gliomics.stages.analyze import check_patient_folder
+from gliomics.stages.analyze import check_patient_folder, run_analyze
 from tests.test_evaluate_segment import SIZE, save_local
 
 
@@ -232,3 +232,16 @@ def test_reference_is_the_models_development_patients(tmp_path):
     splits.write_text("nothing,here\n1,2\n")
     with pytest.raises(GliomicsError, match="not a splits table"):
         development_patients(reference, splits)
+
+
+def test_the_report_names_no_absolute_path_of_this_machine(patient_dir, stub_segmenter, tmp_path):
+    """A shared report must not carry the machine's folders: names (or project-relative paths) only."""
+    from gliomics.config import params_from_dict
+
+    out = tmp_path / "out"
+    run_analyze(patient_dir, out, params_from_dict({}), model_uri=stub_segmenter,
+                reference_csv=tmp_path / "absent" / "features_truth.csv", associations=tmp_path / "absent")
+    page = (out / "report.html").read_text()
+    for folder in (str(tmp_path), str(patient_dir.parent), str(Path(stub_segmenter).parent)):
+        assert folder not in page
+    assert patient_dir.name in page and Path(stub_segmenter).name in page

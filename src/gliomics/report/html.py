@@ -96,7 +96,7 @@ def placeholder(what: str, command: str | None = None, *, missing: Iterable[str 
     ``command`` is what to run (e.g. ``gliomics tune``); ``missing`` the
     files looked for, named so that the reader knows what is absent.
     """
-    files = ", ".join(f"<code>{escape(_shown(p))}</code>" for p in missing)
+    files = ", ".join(f"<code>{escape(shown_path(p))}</code>" for p in missing)
     run = f": run <code>{escape(command)}</code>" if command else ""
     looked = f'<br><span class="note">looked for {files}</span>' if files else ""
     return f'<div class="missing"><strong>{escape(what)} not available yet</strong>{run}{looked}</div>'
@@ -108,6 +108,19 @@ def _shown(path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
+
+
+def shown_path(path) -> str:
+    """How a report names a file, folder or model: relative to the working folder when below it, else its name
+    alone (a shared report must not carry this machine's absolute paths); URIs (``models:/…``) as they are;
+    several, joined by `` + ``."""
+    if isinstance(path, (list, tuple)):
+        return " + ".join(shown_path(p) for p in path)
+    text = str(path)
+    if ":/" in text or " + " in text:
+        return " + ".join(shown_path(p) for p in text.split(" + ")) if " + " in text else text
+    shown = _shown(text)
+    return shown if not Path(shown).is_absolute() else Path(text).name
 
 
 def _format_value(value, fmt: str | Callable | None) -> tuple[str, str]:

@@ -209,7 +209,8 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
     overview.add(h.cards({"slices": summary["n_slices"], "slices with tumour": summary["n_tumour_slices"],
                           "tumour voxels": summary["tumour_voxels"],
                           "volume (px³)": _volume(row.get("volume_3d"))}))
-    overview.add(h.key_values({"input": summary["input"], "patient folder": folder, "model": summary["model_uri"],
+    overview.add(h.key_values({"input": h.shown_path(summary["input"]), "patient folder": folder,
+                               "model": h.shown_path(summary["model_uri"]),
                                "why this model": summary.get("model_reason", ""),
                                "test-time augmentation": "left-right flip" if (summary.get("post") or {}).get("tta")
                                else "none",
@@ -237,7 +238,7 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
     else:
         table = feature_percentiles(row, reference, columns)
         feats.add(h.paragraph(f"Each value's percentile among the {len(reference)} patients of the reference "
-                              f"cohort ({reference_csv}, truth masks; {reference_scope})."))
+                              f"cohort ({h.shown_path(reference_csv)}, truth masks; {reference_scope})."))
         feats.add(h.image(feature_positions(reference, row, FEATURE_COLUMNS),
                           caption="the 14 thesis features"))
         feats.add(h.table(table, caption="feature values and their percentile in the reference cohort "
@@ -261,7 +262,7 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
         cohort.add(h.note(DISCLAIMER))
     sections.append(cohort)
     return h.render(f"gliomics analyze: {folder}", sections,
-                    subtitle=f"{summary['n_slices']} slices analysed with {summary['model_uri']}",
+                    subtitle=f"{summary['n_slices']} slices analysed with {h.shown_path(summary['model_uri'])}",
                     footer="Written by <code>gliomics analyze</code>; every figure is embedded.")
 
 
