@@ -182,7 +182,7 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
 
     from gliomics.stages.train import epoch_line, open_training_store
     from gliomics.tracking import optional_stage_run
-    from gliomics.training.budget import calibrate, resolve_length
+    from gliomics.training.budget import training_length
     from gliomics.training.classification import attached_threshold, slice_scores
     from gliomics.training.fit import fit_classifier
     from gliomics.training.tasks import ClassificationTask
@@ -195,13 +195,9 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
                                                                              store_dir, params)
     budgeted = params
     task = ClassificationTask(min_area_px=int(params.min_area_px))
-    params, length = resolve_length(
-        params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume, section="classifier",
-        calibrate_run=lambda: calibrate(task, store, train_patients, val_patients, params))
-    if length["source"] == "budget" and progress_lines:
-        print(f"train-classifier: {budgeted.budget_minutes:g} min budget at {length['seconds_per_image']:.3f} s per "
-              f"training image here → {length['epochs']} epochs x {params.steps_per_epoch} steps (replay: "
-              f"gliomics train-classifier --steps {length['total_steps']})", file=sys.stderr, flush=True)
+    params, length = training_length("train-classifier", task, store, train_patients, val_patients, params,
+                                     steps=steps, checkpoint_dir=checkpoint_dir, resume=resume,
+                                     announce=progress_lines, section="classifier")
 
     run_params = {**flatten_classifier_params(budgeted), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume,

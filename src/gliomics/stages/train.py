@@ -210,7 +210,7 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     import sys
 
     from gliomics.tracking import optional_stage_run
-    from gliomics.training.budget import calibrate, resolve_length
+    from gliomics.training.budget import training_length
     from gliomics.training.fit import fit_segmenter, predict_patients, score_patients
     from gliomics.training.tasks import SEGMENTATION
 
@@ -219,13 +219,8 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
                                                                              store_dir, params)
     budgeted = params
-    params, length = resolve_length(
-        params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume,
-        calibrate_run=lambda: calibrate(SEGMENTATION, store, train_patients, val_patients, params))
-    if length["source"] == "budget" and progress_lines:
-        print(f"train: {budgeted.budget_minutes:g} min budget at {length['seconds_per_image']:.3f} s per training "
-              f"image here → {length['epochs']} epochs x {params.steps_per_epoch} steps "
-              f"(replay: gliomics train --steps {length['total_steps']})", file=sys.stderr, flush=True)
+    params, length = training_length("train", SEGMENTATION, store, train_patients, val_patients, params, steps=steps,
+                                     checkpoint_dir=checkpoint_dir, resume=resume, announce=progress_lines)
 
     run_params = {**flatten_params(budgeted), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients),

@@ -156,3 +156,19 @@ def _read_budget(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def training_length(command: str, task, store, train_patients, val_patients, params, *, steps=None,
+                    checkpoint_dir=None, resume: bool = False, announce: bool = True, section: str = "train"):
+    """:func:`resolve_length` for a training stage (``command``: ``train`` or ``train-classifier``), calibrating
+    ``task``'s model on ``store`` when the settings have a budget; says the choice on stderr (``announce``)."""
+    import sys
+
+    resolved, length = resolve_length(
+        params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume, section=section,
+        calibrate_run=lambda: calibrate(task, store, train_patients, val_patients, params))
+    if length["source"] == "budget" and announce:
+        print(f"{command}: {params.budget_minutes:g} min budget at {length['seconds_per_image']:.3f} s per training "
+              f"image here → {length['epochs']} epochs x {resolved.steps_per_epoch} steps (replay: gliomics "
+              f"{command} --steps {length['total_steps']})", file=sys.stderr, flush=True)
+    return resolved, length
