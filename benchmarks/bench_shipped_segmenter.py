@@ -95,7 +95,8 @@ def write_card(ship: Path, summary: dict, train: dict, merged, data_hash: str) -
     from gliomics.io import write_text
 
     p = train["params"]
-    m = train["metrics"]
+    m = dict(train["metrics"])
+    m.setdefault("total_steps", int(m["epochs_run"]) * int(p.get("train.steps_per_epoch", 0)))  # older metrics.json
     configs = summary["configs"]
     rows = "\n".join(f"| {r.patient} | {r.sequences} | {r.shipped:.3f} | {r.shipped_tta:.3f} | {r.flair_only:.3f} |"
                      for r in merged.rename(columns={"16bit": "shipped", "16bit_tta": "shipped_tta",
@@ -154,8 +155,11 @@ test-time augmentation (`--tta`) {configs["16bit_tta"]["mean_dice_3d"]:.3f} (med
 {rows}
 
 ## Limits
-- Trained on 56 patients of three TCGA institutions' FLAIR-centred slices; other scanners, protocols or
-  slice orientations are untested. A research tool, not a medical device.
+- Trained on {m["n_train_patients"]} patients of the TCGA-LGG collection (FLAIR-centred axial slices of five
+  TCGA sites); other scanners, protocols or slice orientations are untested. A research tool, not a medical
+  device.
+- Load it with gliomics (`gliomics.models.inference.load_model`): the folder carries no pickled objects, and
+  gliomics registers its custom objects by name (MLflow's own loader may ask for them).
 - The 22 patients of the original 110 outside this copy are the project's independent test set.
 
 ## Licence

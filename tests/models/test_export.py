@@ -48,6 +48,7 @@ def test_export_stores_16_bit_weights_and_computes_in_float32(bf16_model, tmp_pa
     storage = export_segmenter(bf16_model, tmp_path / "ship", release="test")
     assert _stored_dtypes(tmp_path / "ship") == {"float16"} and _stored_dtypes(bf16_model) == {"float32"}
     assert storage["bytes_after"] < 0.6 * storage["bytes_before"] and storage["arrays"] > 0
+    assert not list((tmp_path / "ship").rglob("*.cloudpickle"))  # no pickle travels with a shipped model
 
     original, _, _ = load_model(str(bf16_model))
     shipped, preprocessing, metadata = load_model(str(tmp_path / "ship"))

@@ -264,7 +264,7 @@ def test_segment_defaults_to_the_champion_and_says_how_to_promote(small_cohort, 
     from gliomics.stages.register import run_register
 
     args = build_parser().parse_args(["segment", "--input", "x", "--out", "y"])
-    assert args.model == "models:/gliomics-segmenter@champion"
+    assert args.model == ["models:/gliomics-segmenter@champion"]
 
     code = main(["segment", "--input", str(small_cohort), "--out", str(tmp_path / "seg"), "--no-mlflow"])
     assert code == 2

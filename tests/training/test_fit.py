@@ -146,7 +146,7 @@ def _run(small_cohort, stage_inputs, out, **kwargs):
                      checkpoint_dir=out / "ckpt", reports_dir=out / "reports", profile="demo", **kwargs)
 
 
-def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path):
+def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path, monkeypatch):
     import mlflow
 
     from gliomics.data.arrays import open_array_store
@@ -182,6 +182,11 @@ def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path):
     assert preprocessing.image_size == 32 and metadata["model_config"]["arch"] == "plain_unet"
     expected = logged.predict(x, verbose=0)
     np.testing.assert_allclose(local.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    # MLflow's pyfunc unpickles the custom objects: gliomics turns that off in its process; a user who trusts
+    # the model (e.g. to `mlflow models serve` it) turns it on.
+    with pytest.raises(Exception, match="(?i)pickle"):
+        mlflow.pyfunc.load_model(summary["model_uri"])
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     pyfunc = mlflow.pyfunc.load_model(summary["model_uri"])
     np.testing.assert_allclose(np.asarray(pyfunc.predict(x)), expected, rtol=1e-5, atol=1e-6)
 

@@ -73,6 +73,8 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
     rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy would otherwise compute in
     bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times slower), its metadata kept plus
     ``extra_metadata``, and with ``half`` its weights stored in 16 bits (:func:`store_weights_in_16_bits`).
+    The pickled custom objects MLflow writes beside the model (``data/*.cloudpickle``) are left out: gliomics
+    registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
     Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
     """
     import tensorflow as tf
@@ -94,6 +96,8 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
     kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
     save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",
                                                                "stored_weights": "float16" if half else "float32"})
+    for pickled in (Path(target) / "data").glob("*.cloudpickle"):
+        pickled.unlink()
     storage = store_weights_in_16_bits(target) if half else {}
     storage["folder_bytes"] = sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
     return storage
