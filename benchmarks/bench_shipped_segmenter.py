@@ -179,10 +179,13 @@ def evaluate(name: str, model: str, data: Path, out: Path, extra: list[str]) -> 
     return summary
 
 
+THRESHOLDS = (0.3, 0.4, 0.5)
+
+
 def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
     """Mean per-patient 3D Dice of the validation fold (0) and the test patients under each post-processing
-    variant (largest 3D component kept or not) x flip TTA (off/on): the validation numbers choose, as nnU-Net
-    chooses its largest-component step on cross-validation; the test numbers only report."""
+    variant (probability threshold x largest 3D component kept or not) x flip TTA (off/on): the validation
+    numbers choose, as nnU-Net chooses its post-processing on cross-validation; the test numbers only report."""
     import pandas as pd
 
     from gliomics.models.inference import AveragedSegmenter, load_model, predict_patient, segment_volume
@@ -201,10 +204,12 @@ def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
             truth = read_masks(folder_slices, images.shape[1:3], root)
             for tta in (False, True):
                 prob = predict_patient(AveragedSegmenter([model_], tta=tta), preprocessing, images)
-                for largest in (True, False):
-                    pred = segment_volume(prob, preprocessing, {"largest_component": largest})
-                    key = f"tta={tta},largest_component={largest}"
-                    scores.setdefault(key, []).append(dice_3d(truth, pred))
+                for threshold in THRESHOLDS:
+                    for largest in (True, False):
+                        pred = segment_volume(prob, preprocessing, {"largest_component": largest,
+                                                                    "threshold": threshold})
+                        key = f"tta={tta},threshold={threshold},largest_component={largest}"
+                        scores.setdefault(key, []).append(dice_3d(truth, pred))
         variants[part] = {key: {"mean_dice_3d": float(np.mean(v)), "median_dice_3d": float(np.median(v)),
                                 "min_dice_3d": float(np.min(v))} for key, v in scores.items()}
         print(f"post-processing on {part}: " + "; ".join(f"{k} {v['mean_dice_3d']:.4f}"
