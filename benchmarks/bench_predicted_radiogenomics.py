@@ -14,7 +14,7 @@ and `gliomics associate` on the predicted masks. Then writes:
   predicted masks (:func:`gliomics.report.agreement.agreement_table`);
 * ``surviving.csv``: every association significant after Bonferroni on the manual masks (exact
   Freeman-Halton test, per histological group) and its Bonferroni p on the predicted masks;
-* ``replication.csv``: the published associations (``PUBLISHED``: Mazurowski et al. 2017, Buda et al. 2019,
+* ``replication.csv``: the published associations (:data:`gliomics.stats.published.PUBLISHED`: Mazurowski et al. 2017, Buda et al. 2019,
   Kota 2024) side by side with ours on manual and on predicted masks (raw and Bonferroni p, best one-vs-rest
   AUC and its direction);
 * ``summary.json``.
@@ -35,47 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import project_out_dir, run_logged  # noqa: E402
 
-#: Published associations: (source, histological group, cluster family, feature, reported p).
-#: Mazurowski et al., J Neurooncol 133 (2017) and Buda et al., Comput Biol Med 109 (2019) analysed all
-#: histologies together; Kota 2024 (the thesis reproduced here, its chapter 5) per histological type.
-PUBLISHED = (
-    ("Mazurowski 2017", "all", "RNASeqCluster", "angular_standard_deviation", "< 0.0002"),
-    ("Mazurowski 2017", "all", "COCCluster", "angular_standard_deviation", "< 0.0002"),
-    ("Mazurowski 2017", "all", "CNCluster", "angular_standard_deviation", "< 0.001"),
-    ("Buda 2019", "all", "RNASeqCluster", "bounding_ellipsoid_volume_ratio", "< 0.0002"),
-    ("Buda 2019", "all", "RNASeqCluster", "margin_fluctuation", "< 0.005"),
-    ("Kota 2024", "astrocytoma", "RPPACluster", "bounding_ellipsoid_volume_ratio", "0.037"),
-    ("Kota 2024", "astrocytoma", "COCCluster", "convexity_defects", "0.035"),
-    ("Kota 2024", "oligoastrocytoma", "RNASeqCluster", "bounding_ellipsoid_volume_ratio", "0.001"),
-    ("Kota 2024", "oligoastrocytoma", "RNASeqCluster", "equivalent_diameter", "0.001"),
-    ("Kota 2024", "oligoastrocytoma", "CNCluster", "convexity_defects", "0.016"),
-    ("Kota 2024", "oligoastrocytoma", "RNASeqCluster", "glcm_homogeneity", "0.001"),
-    ("Kota 2024", "oligodendroglioma", "RNASeqCluster", "eccentricity", "0.0006"),
-    ("Kota 2024", "oligodendroglioma", "RNASeqCluster", "angular_standard_deviation", "0.002"),
-    ("Kota 2024", "oligodendroglioma", "CNCluster", "bounding_ellipsoid_volume_ratio", "0.002"),
-    ("Kota 2024", "oligodendroglioma", "MethylationCluster", "glcm_energy", "0.001"),
-    ("Kota 2024", "oligodendroglioma", "MethylationCluster", "glcm_homogeneity", "0.0003"),
-    ("Kota 2024", "oligodendroglioma", "OncosignCluster", "glcm_homogeneity", "0.002"),
-)
-TEST = "freeman_halton"
-
-
-def ours(tests, roc, group: str, family: str, feature: str) -> dict:
-    """Our exact test and best one-vs-rest AUC for one published association."""
-    row = tests[(tests["test"] == TEST) & (tests["group"] == group) & (tests["family"] == family)
-                & (tests["feature"] == feature)]
-    aucs = roc[(roc["group"] == group) & (roc["family"] == family) & (roc["feature"] == feature)]
-    best = aucs.loc[aucs["auc"].idxmax()] if len(aucs) and aucs["auc"].notna().any() else None
-    return {
-        "n": int(row["n"].iloc[0]) if len(row) else None,
-        "p": float(row["p"].iloc[0]) if len(row) else None,
-        "p_bonferroni": float(row["p_bonferroni"].iloc[0]) if len(row) else None,
-        "best_auc": float(best["auc"]) if best is not None else None,
-        "auc_level": str(best["level"]) if best is not None else None,
-        "direction": str(best.get("direction")) if best is not None else None,
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="the segmenter (folder or URI)")
@@ -91,6 +50,7 @@ def main() -> int:
     from gliomics.features import FEATURE_COLUMNS
     from gliomics.io import write_csv, write_json
     from gliomics.report.agreement import agreement_table, surviving_associations
+    from gliomics.stats.published import PUBLISHED, replication_table
 
     data, clinical = args.data, f"{args.data}/data.csv"
     scratch = tempfile.TemporaryDirectory(prefix="predicted-cohort-")  # a copy of the cohort: not kept
@@ -123,13 +83,7 @@ def main() -> int:
     surviving = surviving_associations(truth_tests, predicted_tests)
     truth_roc = pd.read_csv(out / "associations_truth" / "roc_auc.csv")
     predicted_roc = pd.read_csv(out / "associations_predicted" / "roc_auc.csv")
-    rows = []
-    for source, group, family, feature, reported in PUBLISHED:
-        row = {"source": source, "group": group, "family": family, "feature": feature, "reported_p": reported}
-        for name, tests, roc in (("truth", truth_tests, truth_roc), ("predicted", predicted_tests, predicted_roc)):
-            row.update({f"{k}_{name}": v for k, v in ours(tests, roc, group, family, feature).items()})
-        rows.append(row)
-    replication = pd.DataFrame(rows)
+    replication = replication_table(truth_tests, truth_roc, predicted_tests, predicted_roc)
     write_csv(out / "agreement.csv", agreement)
     write_csv(out / "agreement_test_patients.csv", agreement_test)
     write_csv(out / "surviving.csv", surviving)

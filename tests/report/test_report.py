@@ -83,6 +83,9 @@ def test_full_report_has_every_section_and_embeds_everything(full_reports, small
     assert "0.95" in classifier and classifier.count("<img") == 2
     agreement = _section(text, "Truth vs predicted masks")
     assert "icc_3_1" in agreement and "0 of 1 associations significant" in agreement
+    radiogenomics = _section(text, "Radiogenomics")  # the published findings beside ours, both mask kinds
+    assert "Published associations, replicated" in radiogenomics and "Buda 2019" in radiogenomics
+    assert "p_bonferroni_predicted" in radiogenomics and "Mazurowski 2017" in radiogenomics
     methods = _section(text, "Methods")
     assert "seed 42" in methods and "32 grey levels" in methods and "resnet18" in methods  # tune's settings
     assert 'class="sortable"' in text and "addEventListener('click'" in text

@@ -404,7 +404,31 @@ def radiogenomics_section(ctx: ReportInputs, folder: str = "associations/truth")
     if skipped:
         section.add(h.note(f"Histograms of the untested groups ({', '.join(sorted(skipped))}) are in "
                            f"reports/{folder}/figures/."))
+    _replication(ctx, section, folder)
     return section
+
+
+def _replication(ctx: ReportInputs, section: h.Section, folder: str) -> None:
+    """The published associations beside ours on manual (and, when present, predicted) masks."""
+    from gliomics.stats.published import replication_table
+
+    truth_tests = ctx.csv(f"{folder}/tests.csv")
+    if truth_tests is None:
+        return
+    predicted = sorted(p for p in ctx.path("associations").glob("pred*") if (p / "tests.csv").is_file())
+    predicted_tests = ctx.csv(f"associations/{predicted[0].name}/tests.csv") if predicted else None
+    predicted_roc = ctx.csv(f"associations/{predicted[0].name}/roc_auc.csv") if predicted else None
+    table = replication_table(truth_tests, ctx.csv(f"{folder}/roc_auc.csv"), predicted_tests, predicted_roc)
+    columns = ["source", "group", "family", "feature", "reported_p", "p_truth", "p_bonferroni_truth",
+               "best_auc_truth"] + (["p_predicted", "p_bonferroni_predicted"] if predicted_tests is not None else [])
+    section.add(h.subsection("Published associations, replicated"))
+    section.add(h.paragraph("Each association reported by Mazurowski et al. (2017), Buda et al. (2019) or Kota "
+                            "(2024, per histological type), with our exact test on the same feature and cluster "
+                            "family (raw and Bonferroni p; blank: not tested here) and the best one-vs-rest AUC"
+                            + (", on manual and on predicted masks." if predicted_tests is not None else
+                               ", on manual masks.")))
+    section.add(h.table(table[columns], caption="published p vs ours",
+                        formats={c: _p_format for c in columns if c.startswith("p_")} | {"best_auc_truth": ".3f"}))
 
 
 # --------------------------------------------------------------------- agreement
