@@ -167,7 +167,7 @@ def cmd_tune(args) -> int:
 def cmd_evaluate(args) -> int:
     from gliomics.stages.split import patients_of_part
 
-    params = _params(args)
+    params = _with_tta(_params(args), args)
     patients = patients_of_part(args.split, args.part) if args.split else None
     if args.task == "classifier":
         return _evaluate_classifier(args, params, patients)
@@ -176,7 +176,7 @@ def cmd_evaluate(args) -> int:
     out = args.out or "reports/evaluate"
     gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
     summary = run_evaluate(args.data or params.data.raw, args.model, out, patients=patients,
-                           post=_post(params, args), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
+                           post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"evaluate: {summary['n_patients']} patients, mean per-patient 3D Dice {summary['mean_dice_3d']:.3f} "
           f"(median {summary['median_dice_3d']:.3f}) → {out}")
     groups = summary.get("by_sequences") or {}
@@ -247,9 +247,9 @@ def cmd_calibrate_classifier(args) -> int:
 def cmd_segment(args) -> int:
     from gliomics.stages.segment import run_segment
 
-    params = _params(args)
+    params = _with_tta(_params(args), args)
     gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
-    summary = run_segment(args.input, args.model, args.out, post=_post(params, args),
+    summary = run_segment(args.input, args.model, args.out, post=params.post.as_post(),
                           log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients with {summary['model_uri']} "
           f"→ {args.out}")
@@ -313,13 +313,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    import dataclasses
-
     from gliomics.stages.analyze import run_analyze
 
-    params = _params(args)
-    if args.tta is not None:
-        params = dataclasses.replace(params, post=dataclasses.replace(params.post, tta=bool(args.tta)))
+    params = _with_tta(_params(args), args)
     summary = run_analyze(args.input, args.out, params, model_uri=args.model, gate_uri=args.gate,
                           reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical,
                           splits_csv=args.splits)
@@ -382,12 +378,13 @@ def _add_tta_arg(p: argparse.ArgumentParser) -> None:
                    "(default: post.tta in params)")
 
 
-def _post(params, args) -> dict:
-    """The post-processing settings of params, with --tta/--no-tta applied."""
-    post = params.post.as_post()
-    if getattr(args, "tta", None) is not None:
-        post["tta"] = bool(args.tta)
-    return post
+def _with_tta(params, args):
+    """``params`` with --tta/--no-tta applied to ``post.tta`` (unchanged without either)."""
+    import dataclasses
+
+    if getattr(args, "tta", None) is None:
+        return params
+    return dataclasses.replace(params, post=dataclasses.replace(params.post, tta=bool(args.tta)))
 
 
 def _add_promotion_args(p: argparse.ArgumentParser, registry_dir: str) -> None:

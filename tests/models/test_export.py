@@ -17,17 +17,13 @@ def bf16_model(tmp_path_factory):
     """A small plain U-Net built under the mixed_bfloat16 policy (as bf16 training builds it), saved locally."""
     import tensorflow as tf
 
-    from gliomics.models import build_from_config
+    from gliomics.models import build_under_policy
     from gliomics.models.packaging import save_segmenter
     from gliomics.models.preprocessing import Preprocessing
 
     config = {"arch": "plain_unet", "base_filters": 4, "depth": 2, "input_shape": [32, 32, 3]}
     tf.keras.utils.set_random_seed(0)
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = build_from_config(config)
-    finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
+    model = build_under_policy(config, "mixed_bfloat16")
     folder = tmp_path_factory.mktemp("m") / "trained"
     save_segmenter(model, Preprocessing(image_size=32), config, folder, profile="cpu")
     return folder

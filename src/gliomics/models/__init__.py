@@ -98,6 +98,7 @@ _LAZY = {
     "custom_objects": "segmenter",
     "build_plain_unet": "plain_unet",
     "build_from_config": "registry",
+    "build_under_policy": "registry",
     "config_keys": "registry",
     "MODEL_BUILDERS": "registry",
     "swap_layers": "swap",

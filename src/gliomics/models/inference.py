@@ -179,9 +179,10 @@ class AveragedSegmenter:
 
     with :math:`T = \{\mathrm{id}\}`, or :math:`\{\mathrm{id}, \mathrm{flip}\}` with ``tta``
     (the flip is its own inverse). With ``tta`` the result is mirror-equivariant,
-    :math:`p(\mathrm{flip}\,x) = \mathrm{flip}\,p(x)` (exactly for one model; up to rounding for several). The left-right mirror is the flip the
-    segmenters are trained with (``augment.hflip``); nnU-Net (Isensee et al., Nat. Methods 18, 2021)
-    mirrors along every axis it augmented and averages its five fold models the same way.
+    :math:`p(\mathrm{flip}\,x) = \mathrm{flip}\,p(x)` (exactly for one model; up to rounding for several).
+    The left-right mirror is the flip the segmenters are trained with (``augment.hflip``); nnU-Net
+    (Isensee et al., Nat. Methods 18, 2021) mirrors along every axis it augmented and averages its five fold
+    models the same way.
 
     Called like a Keras model (``segmenter(batch, training=False)``, batch ``(B, S, S, 3)``, result
     ``(B, S, S, 1)`` float32), so :func:`predict_patient` and the slice gate take it as they take one model.

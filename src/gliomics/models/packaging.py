@@ -77,21 +77,14 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
     registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
     Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
     """
-    import tensorflow as tf
-
-    from gliomics.models import build_from_config
+    from gliomics.models import build_under_policy
     from gliomics.models.inference import load_model
 
     model, preprocessing, metadata = load_model(str(source))
     config = dict(metadata.get("model_config") or {})
     if not config:
         raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it for export")
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("float32")
-    try:
-        rebuilt = build_from_config(config)
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+    rebuilt = build_under_policy(config, "float32")
     rebuilt.set_weights(model.get_weights())
     kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
     save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",

@@ -25,6 +25,19 @@ def config_keys(arch: str) -> tuple[str, ...]:
     return tuple(name for name in inspect.signature(builder).parameters if name != "arch")
 
 
+def build_under_policy(config: Mapping, policy: str):
+    """:func:`build_from_config` under the Keras mixed-precision ``policy`` (``"float32"``,
+    ``"mixed_bfloat16"``); the global policy is restored after, whatever happens."""
+    import tensorflow as tf
+
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        return build_from_config(config)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def build_from_config(config: Mapping):
     """Build the model a config describes, e.g.
     ``{"arch": "Unet", "backbone": "resnet18", "activation": "gelu"}`` or

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gliomics.errors import GliomicsError
+from gliomics.registry import CHAMPION, SEGMENTER, champion_uri
 
 #: The segmenter committed with the project (relative to the project root).
 SHIPPED_SEGMENTER = Path("models/pretrained/lgg-segmenter")
-SEGMENTER_NAME = "gliomics-segmenter"
-CHAMPION_URI = f"models:/{SEGMENTER_NAME}@champion"
 #: Training profiles whose models were trained on the synthetic demo cohort.
 SYNTHETIC_PROFILES = frozenset({"demo"})
 
@@ -57,7 +56,7 @@ def _champion() -> dict | None:
     from gliomics.registry.listing import get_alias
 
     try:
-        return get_alias(SEGMENTER_NAME, "champion")
+        return get_alias(SEGMENTER, CHAMPION)
     except Exception:  # noqa: BLE001 - no reachable registry is the same as no champion here
         return None
 
@@ -73,7 +72,7 @@ def choose_segmenter(requested=None, *, shipped: str | Path | None = None, champ
     holder = champion()
     if holder is not None and not trained_on_synthetic(holder):
         profile = (holder.get("tags") or {}).get("profile") or "?"
-        return ModelChoice(CHAMPION_URI, f"the registry's champion ({SEGMENTER_NAME} version {holder['version']}, "
+        return ModelChoice(champion_uri(), f"the registry's champion ({SEGMENTER} version {holder['version']}, "
                                          f"profile {profile})")
     shipped = locate(SHIPPED_SEGMENTER if shipped is None else shipped)
     if (shipped / "MLmodel").is_file():
@@ -81,8 +80,8 @@ def choose_segmenter(requested=None, *, shipped: str | Path | None = None, champ
                if holder is not None else "no champion is registered")
         return ModelChoice(str(shipped), f"the shipped segmenter trained on the real TCGA-LGG cohort ({why})")
     if holder is not None:
-        raise GliomicsError(f"the registry's champion ({SEGMENTER_NAME} version {holder['version']}) was trained on "
+        raise GliomicsError(f"the registry's champion ({SEGMENTER} version {holder['version']}) was trained on "
                             f"the synthetic demo cohort and the shipped segmenter {shipped} is missing; pass "
                             "--model explicitly (a champion trained on real data is used when there is one)")
-    raise GliomicsError(f"no segmenter: no {SEGMENTER_NAME} champion is registered and the shipped segmenter "
+    raise GliomicsError(f"no segmenter: no {SEGMENTER} champion is registered and the shipped segmenter "
                         f"{shipped} is missing (restore it with `git checkout -- {shipped}`, or pass --model)")

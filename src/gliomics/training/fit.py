@@ -290,18 +290,10 @@ def set_op_determinism(enabled: bool) -> None:
 
 def build_model(params: TrainParams, image_size: int, precision: str):
     """Build ``params.model`` under the precision's Keras policy (the global policy is restored after)."""
-    import tensorflow as tf
-
-    from gliomics.models import build_from_config
+    from gliomics.models import build_under_policy
 
     config = model_config(params, image_size)
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
-    try:
-        model = build_from_config(config)
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
-    return model, config
+    return build_under_policy(config, "mixed_bfloat16" if precision == "bf16" else "float32"), config
 
 
 def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, checkpoint_dir,
