@@ -3,7 +3,10 @@
 #   docker build -t gliomics .
 #   docker run --rm -p 5000:5000 gliomics                 # demo pipeline + summary
 #   docker run --rm -it -p 5000:5000 gliomics make ui      # then: gliomics ui --host 0.0.0.0
-FROM python:3.11-slim
+# BASE: any Debian-based image with python3.11 (venv + pip); scripts/check-image.sh builds one with
+# debootstrap when the public python image cannot be pulled, and records the build in RESULTS.md.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make git \

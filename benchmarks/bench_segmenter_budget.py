@@ -41,11 +41,10 @@ CONFIGS = {
 
 
 def params_for(base: dict, config: dict, minutes: float) -> dict:
-    """params.yaml contents: the base file with a ``bench`` profile = train.cpu + the configuration + budget."""
+    """params.yaml contents: the base file whose ``cpu`` profile is train.cpu + the configuration + budget."""
     params = copy.deepcopy(base)
-    block = {**params["train"]["cpu"], **config, "budget_minutes": minutes, "xla": False}
-    params["train"]["bench"] = block
-    params["profile"] = "bench"
+    params["train"]["cpu"] = {**params["train"]["cpu"], **config, "budget_minutes": minutes, "xla": False}
+    params["profile"] = "cpu"
     return params
 
 

@@ -84,3 +84,35 @@ def test_dag_shows_the_flow(project):
     root, env = project
     dag = _run(["dvc", "dag", "--md"], root, env)
     assert "validate" in dag and "split" in dag and "-->" in dag
+
+
+def test_plots_show_draws_every_declared_plot_from_real_columns(project):
+    # Every plot in dvc.yaml renders from the files the stages write: data rows present, and the
+    # columns it names exist (a renamed column would otherwise give an empty plot, silently).
+    root, env = project
+    _run(["dvc", "repro"], root, env)
+    printed = _run(["dvc", "plots", "show", "--json"], root, env)
+    shown = json.JSONDecoder().raw_decode(printed[printed.index("{"):])[0]["data"]
+    declared = yaml.safe_load((root / "dvc.yaml").read_text())["plots"]
+    for entry in declared:
+        if isinstance(entry, str):  # an image
+            assert shown[entry][0]["type"] == "image" and (root / entry).stat().st_size > 0
+            continue
+        (plot_id, spec), = entry.items()
+        rows = shown[plot_id][0]["content"]["data"]["values"]
+        assert rows, plot_id
+        (fields,) = spec["y"].values()
+        for field in [spec["x"], *fields]:
+            assert field in rows[0], (plot_id, field)
+
+
+def test_artifacts_name_existing_models(project):
+    from dvc.repo import Repo
+
+    root, env = project
+    _run(["dvc", "repro"], root, env)
+    artifacts = Repo(str(PROJECT)).artifacts.read()["dvc.yaml"]
+    assert {"lgg-segmenter", "segmenter", "tuned-segmenter", "slice-classifier"} <= set(artifacts)
+    assert (PROJECT / artifacts["lgg-segmenter"].path / "MLmodel").exists()  # shipped with the project
+    for name in ("segmenter", "tuned-segmenter", "slice-classifier"):  # stage outputs
+        assert (root / artifacts[name].path / "MLmodel").exists(), name

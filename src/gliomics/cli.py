@@ -313,12 +313,22 @@ def cmd_report(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from gliomics.stages.analyze import run_analyze
+    from gliomics.stages.analyze import is_batch_input, run_analyze, run_analyze_batch
 
     params = _with_tta(_params(args), args)
-    summary = run_analyze(args.input, args.out, params, model_uri=args.model, gate_uri=args.gate,
-                          reference_csv=args.reference, associations=args.associations, clinical_csv=args.clinical,
-                          splits_csv=args.splits)
+    options = dict(model_uri=args.model, gate_uri=args.gate, reference_csv=args.reference,
+                   associations=args.associations, clinical_csv=args.clinical, splits_csv=args.splits)
+    if is_batch_input(args.input):
+        summary = run_analyze_batch(args.input, args.out, params, **options)
+        print(f"analyze: {summary['n_patients'] - summary['n_failed']} of {summary['n_patients']} patients analysed "
+              f"in {summary['seconds']:.0f} s → {args.out}/index.html, {args.out}/index.csv, {args.out}/<folder>/")
+        print(f"analyze: model {summary['model_uri']}: {summary['model_reason']}")
+        if summary["n_failed"]:
+            print(f"analyze: {summary['n_failed']} failed ({', '.join(summary['failed'][:5])}"
+                  f"{' …' if summary['n_failed'] > 5 else ''}); why: {args.out}/index.html", file=sys.stderr)
+            return 1
+        return 0
+    summary = run_analyze(args.input, args.out, params, **options)
     print(f"analyze: {summary['folder']}: {summary['n_slices']} slices, tumour on {summary['n_tumour_slices']} "
           f"({summary['tumour_voxels']} voxels) in {summary['seconds']:.1f} s → {args.out}/report.html, "
           "features.csv, masks/")
@@ -623,11 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("analyze", help="one new patient: segment, features, report",
+    p = sub.add_parser("analyze", help="new patients: segment, features, report",
                        description="Segment one patient's folder of <folder>_<n>.tif slices with the champion, "
-                       "extract the features and write OUT/report.html, OUT/features.csv and OUT/masks/.")
-    p.add_argument("--input", required=True, help="one patient's folder of <folder>_<n>.tif slices")
-    p.add_argument("--out", required=True, help="folder to write (replaced only when everything succeeded)")
+                       "extract the features and write OUT/report.html, OUT/features.csv and OUT/masks/. "
+                       "Given a folder of patient folders (or a text file listing them, one per line), do so "
+                       "for each into OUT/<folder>/ and write OUT/index.html and OUT/index.csv, one row per "
+                       "patient; a patient that fails is reported and the others go on (exit 1 if any failed).")
+    p.add_argument("--input", required=True,
+                   help="one patient's folder of <folder>_<n>.tif slices, a folder of such folders, or a list file")
+    p.add_argument("--out", required=True, help="folder to write (a patient's folder is replaced only when "
+                   "everything for that patient succeeded)")
     p.add_argument("--model", nargs="+",
                    help="segmenter: MLflow model URI or local model folder, several for an ensemble (default: "
                    "the registry's champion if it was trained on real data, else the shipped "

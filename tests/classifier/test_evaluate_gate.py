@@ -19,7 +19,7 @@ SUMMARY_KEYS = {"n_slices", "accuracy", "roc_auc", "f1", "sensitivity", "specifi
 
 def test_evaluate_classifier_writes_files_and_sklearn_numbers(small_cohort, stub_classifier, tmp_path):
     import mlflow
-    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.metrics import auc, f1_score, roc_auc_score
 
     from gliomics import tracking
     from gliomics.data.kaggle import read_tif
@@ -47,6 +47,10 @@ def test_evaluate_classifier_writes_files_and_sklearn_numbers(small_cohort, stub
     assert summary["f1"] == pytest.approx(f1_score(labels, probs >= 0.5))
     assert summary["accuracy"] == pytest.approx(np.mean((probs >= 0.5) == labels))
     assert summary["roc_auc"] > 0.8  # the FLAIR stub separates tumour slices well
+    roc = pd.read_csv(out / "roc.csv")  # the DVC plot's data: the same curve, so the same area
+    assert list(roc.columns) == ["fpr", "tpr", "threshold"]
+    assert auc(roc["fpr"], roc["tpr"]) == pytest.approx(summary["roc_auc"])
+    assert roc["fpr"].is_monotonic_increasing and roc["threshold"].max() <= 1.0
 
     tracking.configure()
     runs = mlflow.search_runs(experiment_names=["evaluate_classifier"])

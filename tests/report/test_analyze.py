@@ -245,3 +245,85 @@ def test_the_report_names_no_absolute_path_of_this_machine(patient_dir, stub_seg
     for folder in (str(tmp_path), str(patient_dir.parent), str(Path(stub_segmenter).parent)):
         assert folder not in page
     assert patient_dir.name in page and Path(stub_segmenter).name in page
+
+
+# --------------------------------------------------------------------- a folder of patients
+@pytest.fixture
+def incoming(small_cohort, tmp_path) -> Path:
+    """Three patients' image folders (no masks) plus a broken one: a 64x64 slice among 256x256 ones."""
+    root = tmp_path / "incoming"
+    for source in sorted(p for p in small_cohort.iterdir() if p.is_dir())[:3]:
+        (root / source.name).mkdir(parents=True)
+        for image in source.glob("*.tif"):
+            if not image.name.endswith("_mask.tif"):
+                shutil.copy2(image, root / source.name / image.name)
+    broken = root / "TCGA_ZZ_0000_20000101"
+    shutil.copytree(root / sorted(p.name for p in root.iterdir())[0], broken)
+    for image in broken.iterdir():
+        image.rename(broken / image.name.replace(image.name.rsplit("_", 1)[0], broken.name))
+    _write_small_image(broken)
+    (root / "data.csv").write_text("not a patient\n")  # files beside the folders are ignored
+    return root
+
+
+def test_batch_analyzes_every_patient_and_reports_the_broken_one(incoming, stub_segmenter, full_reports,
+                                                                  small_cohort, tmp_path, capsys):
+    out = tmp_path / "batch"
+    assert main(_args(incoming, out, stub_segmenter, full_reports, small_cohort)) == 1  # one patient failed
+    patients = sorted(p.name for p in incoming.iterdir() if p.is_dir())
+    good = [name for name in patients if name != "TCGA_ZZ_0000_20000101"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*good, "index.csv", "index.html"])
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    assert list(index["folder"]) == patients
+    failed = index.set_index("folder").loc["TCGA_ZZ_0000_20000101"]
+    assert failed["status"] == "failed" and "expected 256x256x3 uint8" in failed["error"]
+
+    # Each good patient: the same files and numbers as a single-patient run (the model is loaded once).
+    for name in good:
+        single = tmp_path / "single" / name
+        assert main(_args(incoming / name, single, stub_segmenter, full_reports, small_cohort)) == 0
+        assert sorted(p.name for p in (out / name).iterdir()) == ["features.csv", "masks", "report.html"]
+        ours, theirs = pd.read_csv(out / name / "features.csv"), pd.read_csv(single / "features.csv")
+        pd.testing.assert_frame_equal(ours, theirs)
+        row = index.set_index("folder").loc[name]
+        assert row["status"] == "ok" and float(row["volume_3d"]) == pytest.approx(ours.loc[0, "volume_3d"])
+        assert 0 <= float(row["pct_solidity"]) <= 100
+
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for name in good:
+        assert f'href="{name}/report.html"' in page
+    assert "<h2>Failed</h2>" in page and "TCGA_ZZ_0000_20000101" in page
+    assert "/tmp/" not in page and str(tmp_path) not in page  # no machine paths in a shareable page
+    err = capsys.readouterr().err
+    assert "analyze: TCGA_ZZ_0000_20000101: failed:" in err and "1 failed (TCGA_ZZ_0000_20000101)" in err
+
+
+def test_batch_from_a_list_file_and_its_errors(incoming, stub_segmenter, tmp_path, capsys):
+    from gliomics.config import params_from_dict
+    from gliomics.stages.analyze import patient_folders, run_analyze_batch
+
+    names = sorted(p.name for p in incoming.iterdir() if p.is_dir())[:2]
+    listing = tmp_path / "patients.txt"
+    listing.write_text(f"# two patients\n{incoming.name}/{names[0]}\n\n{incoming / names[1]}\n")
+    assert [p.name for p in patient_folders(listing)] == names
+    summary = run_analyze_batch(listing, tmp_path / "out", params_from_dict({}), model_uri=stub_segmenter,
+                                reference_csv=tmp_path / "none.csv")
+    assert summary["n_patients"] == 2 and summary["n_failed"] == 0
+    assert "pct_solidity" not in pd.read_csv(tmp_path / "out" / "index.csv")  # no reference, no percentiles
+
+    twice = tmp_path / "twice.txt"
+    twice.write_text(f"{incoming / names[0]}\n{incoming / names[0]}\n")
+    with pytest.raises(GliomicsError, match="two patient folders named"):
+        patient_folders(twice)
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(GliomicsError, match="lists no patient folder"):
+        patient_folders(tmp_path / "empty.txt")
+    for out in (incoming, incoming / names[0] / "out", tmp_path):  # an input, inside one, above one
+        with pytest.raises(GliomicsError, match="must not be an input folder"):
+            run_analyze_batch(incoming, out, params_from_dict({}), model_uri=stub_segmenter)
+    unrelated = tmp_path / "unrelated"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("keep me")
+    with pytest.raises(GliomicsError, match="not an earlier batch analyze output"):
+        run_analyze_batch(incoming, unrelated, params_from_dict({}), model_uri=stub_segmenter)
+    assert (unrelated / "notes.txt").read_text() == "keep me"

@@ -172,13 +172,16 @@ def table(
     sortable: bool = True,
     max_rows: int | None = None,
     index: bool = False,
+    links: Mapping[str, Callable[[object], str | None]] | None = None,
 ) -> str:
     """A DataFrame as an HTML table.
 
     ``formats`` maps a column to a format spec (``".3f"``) or a function;
-    ``highlight(column, value)`` marks a cell (e.g. p < 0.05); rows beyond
-    ``max_rows`` are left out with a note saying how many.
+    ``highlight(column, value)`` marks a cell (e.g. p < 0.05); ``links`` maps a
+    column to ``value -> href`` (None: no link), e.g. a patient to its report;
+    rows beyond ``max_rows`` are left out with a note saying how many.
     """
+    links = dict(links or {})
     if index:
         frame = frame.reset_index()
     formats = dict(formats or {})
@@ -196,7 +199,9 @@ def table(
             mark = ' class="hit"' if highlight is not None and text and highlight(column, value) else ""
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and text != ""
             align = ' data-num="1"' if numeric else ""
-            cells.append(f'<td{mark}{align} data-sort="{escape(key)}">{escape(text)}</td>')
+            href = links[column](value) if column in links and text else None
+            shown = f'<a href="{escape(href)}">{escape(text)}</a>' if href else escape(text)
+            cells.append(f'<td{mark}{align} data-sort="{escape(key)}">{shown}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = ""
     if max_rows is not None and len(frame) > max_rows:

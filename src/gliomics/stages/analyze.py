@@ -33,7 +33,9 @@ the cohort; it is not a diagnosis.
 from __future__ import annotations
 
 import math
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +172,9 @@ def development_patients(reference, splits_csv: Path | None):
     if kept.empty:
         raise GliomicsError(f"{splits_csv}: none of its training/validation patients is in the reference table; "
                             "pass the reference cohort's own split with --splits")
-    return kept, f"the model's development patients (training and validation folds of {splits_csv})"
+    from gliomics.report.html import shown_path
+
+    return kept, f"the model's development patients (training and validation folds of {shown_path(splits_csv)})"
 
 
 def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Path | None):
@@ -267,6 +271,110 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
 
 
 # --------------------------------------------------------------------- the stage
+@dataclass
+class Analyzer:
+    """What every patient of a run shares: the loaded models, settings and reference tables."""
+
+    model: object
+    preprocessing: object
+    settings: dict
+    gate: object
+    model_uri: object
+    model_reason: str
+    gate_uri: str | None
+    feature_kw: dict
+    reference: object
+    tests: object
+    roc: object
+    clinical: object
+    reference_scope: str
+    reference_csv: Path
+    associations: Path
+    batch_size: int = 8
+
+
+def prepare_analyzer(params, *, model_uri=None, gate_uri: str | None = None,
+                     reference_csv: str | Path = REFERENCE, associations: str | Path = ASSOCIATIONS,
+                     clinical_csv: str | Path | None = None, splits_csv: str | Path | None = None,
+                     batch_size: int = 8) -> Analyzer:
+    """Load the segmenter (and gate) and the reference tables once, for one patient or many.
+
+    ``model_uri``: one segmenter URI or several (an ensemble); None chooses
+    (:func:`gliomics.models.shipped.choose_segmenter`: a champion trained on real data, else the shipped
+    segmenter), and ``model_reason`` says why that model.
+    """
+    from gliomics.models.shipped import choose_segmenter
+    from gliomics.stages.evaluate import load_segmentation_models
+    from gliomics.stages.features import feature_settings
+
+    choice = choose_segmenter(model_uri)
+    for uri in ([choice.uri] if isinstance(choice.uri, (str, Path)) else choice.uri):
+        check_alias(str(uri), "segmenter")
+    if gate_uri:
+        check_alias(gate_uri, "slice classifier")
+    model, preprocessing, settings, gate = load_segmentation_models(
+        choice.uri, params.post.as_post(), gate_uri, params.segment.gate_threshold)
+    reference, tests, roc, clinical = _reference_tables(
+        Path(reference_csv), Path(associations),
+        Path(clinical_csv) if clinical_csv else Path(params.data.raw) / "data.csv")
+    reference, reference_scope = development_patients(reference, Path(splits_csv) if splits_csv else None)
+    return Analyzer(model=model, preprocessing=preprocessing, settings=settings, gate=gate, model_uri=choice.uri,
+                    model_reason=choice.reason, gate_uri=gate_uri, feature_kw=feature_settings(params.features),
+                    reference=reference, tests=tests, roc=roc, clinical=clinical, reference_scope=reference_scope,
+                    reference_csv=Path(reference_csv), associations=Path(associations), batch_size=batch_size)
+
+
+def analyze_patient(analyzer: Analyzer, input_dir: Path, out_dir: Path, slices, folder: str,
+                    step=lambda done: None) -> tuple[dict, dict]:
+    """Segment, measure and report one checked patient folder into ``out_dir`` (atomically).
+
+    Returns ``(summary, features row)``; ``step(k)`` is called after reading (3), segmenting (4),
+    features (5) and the report (6), the numbering of :func:`run_analyze`'s progress.
+    """
+    import pandas as pd
+
+    from gliomics.features import ALL_COLUMNS, patient_features
+    from gliomics.models import inference
+    from gliomics.models.gate import patient_probabilities
+    from gliomics.stages.segment import write_mask
+
+    started = time.perf_counter()
+    images = read_slices(slices)
+    step(3)
+    prob = patient_probabilities(analyzer.model, analyzer.preprocessing, images, analyzer.gate,
+                                 batch_size=analyzer.batch_size)
+    n_gated_out = analyzer.gate.n_skipped if analyzer.gate is not None else 0
+    masks = inference.segment_volume(prob, analyzer.preprocessing, analyzer.settings)
+    step(4)
+    row = {"patient": patient_of(folder), "folder": folder, **patient_features(images, masks, **analyzer.feature_kw)}
+    step(5)
+    reference = analyzer.reference
+    summary = {
+        "input": str(input_dir), "out": str(out_dir), "folder": folder, "n_slices": len(slices),
+        "slice_numbers": [n for n, _ in slices],
+        "n_tumour_slices": int(masks.reshape(len(masks), -1).any(axis=1).sum()),
+        "tumour_voxels": int(masks.sum()), "model_uri": inference.describe_models(analyzer.model_uri),
+        "model_reason": analyzer.model_reason, "gate_uri": analyzer.gate_uri,
+        "n_gated_out": n_gated_out, "post": analyzer.settings,
+        "n_reference_patients": 0 if reference is None else int(len(reference)),
+        "reference_scope": analyzer.reference_scope,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    page = render_patient_report(folder, images, masks, row, summary=summary, reference=reference,
+                                 tests=analyzer.tests, roc=analyzer.roc, clinical=analyzer.clinical,
+                                 spacing=analyzer.feature_kw["spacing"], reference_csv=analyzer.reference_csv,
+                                 associations=analyzer.associations, reference_scope=analyzer.reference_scope)
+    with io.atomic_path(out_dir) as tmp:
+        (tmp / MASKS).mkdir(parents=True)
+        for (number, _), mask in zip(slices, masks):
+            write_mask(tmp / MASKS / f"{folder}_{number}_mask.tif", mask)
+        pd.DataFrame([row], columns=["patient", "folder", *ALL_COLUMNS]).to_csv(tmp / FEATURES, index=False)
+        (tmp / REPORT).write_text(page, encoding="utf-8")
+    step(6)
+    summary.pop("slice_numbers")
+    return summary, row
+
+
 def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri=None,
                 gate_uri: str | None = None, reference_csv: str | Path = REFERENCE,
                 associations: str | Path = ASSOCIATIONS, clinical_csv: str | Path | None = None,
@@ -277,15 +385,7 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
     (:func:`gliomics.models.shipped.choose_segmenter`: a champion trained on real data, else the shipped
     segmenter), and the summary's ``model_reason`` says why that model.
     """
-    import pandas as pd
-
-    from gliomics.features import ALL_COLUMNS, patient_features
-    from gliomics.models import inference
-    from gliomics.models.gate import patient_probabilities
     from gliomics.progress import progress
-    from gliomics.stages.features import feature_settings
-    from gliomics.stages.evaluate import load_segmentation_models
-    from gliomics.stages.segment import write_mask
 
     started = time.perf_counter()
     input_dir, out_dir = Path(input_dir), Path(out_dir)
@@ -300,53 +400,170 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
         folder, slices = check_patient_folder(input_dir)
         check_out_dir(out_dir, input_dir)
         step(1)
-        from gliomics.models.shipped import choose_segmenter
-
-        choice = choose_segmenter(model_uri)
-        model_uri = choice.uri
-        for uri in ([model_uri] if isinstance(model_uri, (str, Path)) else model_uri):
-            check_alias(str(uri), "segmenter")
-        if gate_uri:
-            check_alias(gate_uri, "slice classifier")
-        model, preprocessing, settings, gate = load_segmentation_models(
-            model_uri, params.post.as_post(), gate_uri, params.segment.gate_threshold)
+        analyzer = prepare_analyzer(params, model_uri=model_uri, gate_uri=gate_uri, reference_csv=reference_csv,
+                                    associations=associations, clinical_csv=clinical_csv, splits_csv=splits_csv,
+                                    batch_size=batch_size)
         step(2)
-        images = read_slices(slices)
-        step(3)
-        prob = patient_probabilities(model, preprocessing, images, gate, batch_size=batch_size)
-        n_gated_out = gate.n_skipped if gate is not None else 0
-        masks = inference.segment_volume(prob, preprocessing, settings)
-        step(4)
-        feature_kw = feature_settings(params.features)
-        row = {"patient": patient_of(folder), "folder": folder,
-               **patient_features(images, masks, **feature_kw)}
-        step(5)
-        reference, tests, roc, clinical = _reference_tables(
-            Path(reference_csv), Path(associations),
-            Path(clinical_csv) if clinical_csv else Path(params.data.raw) / "data.csv")
-        reference, reference_scope = development_patients(reference, Path(splits_csv) if splits_csv else None)
-        summary = {
-            "input": str(input_dir), "out": str(out_dir), "folder": folder, "n_slices": len(slices),
-            "slice_numbers": [n for n, _ in slices],
-            "n_tumour_slices": int(masks.reshape(len(masks), -1).any(axis=1).sum()),
-            "tumour_voxels": int(masks.sum()), "model_uri": inference.describe_models(model_uri),
-            "model_reason": choice.reason, "gate_uri": gate_uri,
-            "n_gated_out": n_gated_out, "post": settings,
-            "n_reference_patients": 0 if reference is None else int(len(reference)), "reference_scope": reference_scope,
-        }
-        summary["seconds"] = round(time.perf_counter() - started, 2)
-        page = render_patient_report(folder, images, masks, row, summary=summary, reference=reference,
-                                     tests=tests, roc=roc, clinical=clinical, spacing=feature_kw["spacing"],
-                                     reference_csv=Path(reference_csv), associations=Path(associations),
-                                     reference_scope=reference_scope)
-        with io.atomic_path(out_dir) as tmp:
-            (tmp / MASKS).mkdir(parents=True)
-            for (number, _), mask in zip(slices, masks):
-                write_mask(tmp / MASKS / f"{folder}_{number}_mask.tif", mask)
-            pd.DataFrame([row], columns=["patient", "folder", *ALL_COLUMNS]).to_csv(tmp / FEATURES, index=False)
-            (tmp / REPORT).write_text(page, encoding="utf-8")
-        step(6)
+        summary, _ = analyze_patient(analyzer, input_dir, out_dir, slices, folder, step)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["timings"] = timings
-    summary.pop("slice_numbers")
     return summary
+
+
+# --------------------------------------------------------------------- many patients
+INDEX_HTML = "index.html"
+INDEX_CSV = "index.csv"
+
+
+def is_batch_input(source: str | Path) -> bool:
+    """True for a list file, or a folder holding patient folders (a cohort), not one patient's slices."""
+    source = Path(source)
+    if source.is_file():
+        return source.suffix.lower() not in (".tif", ".tiff")
+    return source.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in source.iterdir())
+
+
+def patient_folders(source: str | Path) -> list[Path]:
+    """The patient folders of a batch: the sub-folders of a cohort folder (files such as ``data.csv`` are
+    ignored), or the lines of a list file (one folder per line, relative to the list file's folder;
+    blank lines and ``#`` comments skipped). Two patients with the same folder name are an error, since
+    each gets ``OUT/<folder name>/``."""
+    source = Path(source)
+    if source.is_file():
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise GliomicsError(f"{source}: not a text list of patient folders ({error})") from None
+        folders = [source.parent / line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        if not folders:
+            raise GliomicsError(f"{source}: lists no patient folder (expected one folder per line)")
+    elif source.is_dir():
+        folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not folders:
+            raise GliomicsError(f"{source}: holds no patient folders")
+    else:
+        raise GliomicsError(f"{source}: no such folder or list file")
+    names: dict[str, Path] = {}
+    for folder in folders:
+        if folder.name in names:
+            raise GliomicsError(f"{source}: two patient folders named {folder.name} ({names[folder.name]}, {folder}); "
+                                "each patient's output is OUT/<folder name>")
+        names[folder.name] = folder
+    return folders
+
+
+def check_batch_out_dir(out_dir: Path, source: Path, folders: list[Path]) -> None:
+    """The batch output must not be, contain or lie inside any input; an existing non-empty folder must be
+    an earlier batch output (it holds ``index.html``)."""
+    out = out_dir.resolve()
+    for given in [source, *folders] if source.is_dir() else folders:  # a list file's folder is no input
+        path = given.resolve()
+        if out == path or path in out.parents or out in path.parents:
+            raise GliomicsError(f"{out_dir}: the output must not be an input folder ({given}), inside it or above it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GliomicsError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / INDEX_HTML).exists():
+        raise GliomicsError(f"{out_dir}: exists, is not empty and is not an earlier batch analyze output; "
+                            "choose another --out")
+
+
+def _error_text(error: Exception) -> str:
+    return str(error) if isinstance(error, GliomicsError) else f"{type(error).__name__}: {error}"
+
+
+def render_index(records, analyzer: Analyzer, source: Path) -> str:
+    """The batch's index page: one row per patient (status, volume, features, percentiles), each linked to its
+    report; the patients that failed, with why."""
+    import urllib.parse
+
+    import pandas as pd
+
+    from gliomics.features import FEATURE_COLUMNS
+    from gliomics.report import html as h
+
+    frame = pd.DataFrame.from_records(records)
+    done = frame[frame["status"] == "ok"]
+    failed = frame[frame["status"] != "ok"]
+    report_link = {"folder": lambda name: f"{urllib.parse.quote(str(name))}/{REPORT}"}
+    overview = h.Section("Patients")
+    overview.add(h.cards({"patients": len(frame), "analysed": len(done), "failed": len(failed)}))
+    overview.add(h.key_values({"input": h.shown_path(source), "model": h.shown_path(inference_name(analyzer)),
+                               "why this model": analyzer.model_reason,
+                               "reference cohort": f"{h.shown_path(analyzer.reference_csv)} ({analyzer.reference_scope})"
+                               if analyzer.reference is not None else "not available"}))
+    columns = ["folder", "n_slices", "n_tumour_slices", "tumour_voxels", "volume_3d", *FEATURE_COLUMNS]
+    if not done.empty:
+        overview.add(h.table(done[[c for c in columns if c in done]], links=report_link,
+                             caption="features of each analysed patient (click a folder for its report)"))
+        percentile_columns = [f"pct_{c}" for c in FEATURE_COLUMNS if f"pct_{c}" in done]
+        if percentile_columns:
+            shown = done[["folder", *percentile_columns]].rename(columns=lambda c: c.removeprefix("pct_"))
+            overview.add(h.table(shown, links=report_link, formats={c: ".0f" for c in FEATURE_COLUMNS},
+                                 highlight=lambda column, value: column != "folder" and (value < 5 or value > 95),
+                                 caption="percentile of each feature in the reference cohort (highlighted: below "
+                                         "the 5th or above the 95th)"))
+    sections = [overview]
+    if not failed.empty:
+        errors = h.Section("Failed")
+        errors.add(h.table(failed[["folder", "error"]], caption="patients that could not be analysed, and why"))
+        sections.append(errors)
+    return h.render(f"gliomics analyze: {len(frame)} patients", sections,
+                    subtitle=f"{len(done)} analysed, {len(failed)} failed",
+                    footer="Written by <code>gliomics analyze</code> on a folder of patients; each report is "
+                           "self-contained.")
+
+
+def inference_name(analyzer: Analyzer) -> str:
+    from gliomics.models.inference import describe_models
+
+    return describe_models(analyzer.model_uri)
+
+
+def run_analyze_batch(source: str | Path, out_dir: str | Path, params, *, model_uri=None,
+                      gate_uri: str | None = None, reference_csv: str | Path = REFERENCE,
+                      associations: str | Path = ASSOCIATIONS, clinical_csv: str | Path | None = None,
+                      splits_csv: str | Path | None = None, batch_size: int = 8) -> dict:
+    """Analyse every patient folder of ``source`` (a cohort folder or a list file) into ``OUT/<folder>/``.
+
+    The model and reference tables are loaded once. A patient that fails (bad slices, unreadable files) gets
+    one line on stderr and a row in the index; the others go on. ``OUT/index.html`` and
+    ``OUT/index.csv`` (one row per patient: status, error, volume, features, ``pct_<feature>``
+    percentiles in the reference cohort) are written last, atomically.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from gliomics.features import FEATURE_COLUMNS
+    from gliomics.report.patient import feature_percentiles
+
+    started = time.perf_counter()
+    source, out_dir = Path(source), Path(out_dir)
+    folders = patient_folders(source)
+    check_batch_out_dir(out_dir, source, folders)
+    analyzer = prepare_analyzer(params, model_uri=model_uri, gate_uri=gate_uri, reference_csv=reference_csv,
+                                associations=associations, clinical_csv=clinical_csv, splits_csv=splits_csv,
+                                batch_size=batch_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for folder_path in tqdm(folders, desc="analyze", unit="patient", disable=None, leave=False):
+        record = {"folder": folder_path.name, "status": "ok", "error": ""}
+        try:
+            folder, slices = check_patient_folder(folder_path)
+            summary, row = analyze_patient(analyzer, folder_path, out_dir / folder_path.name, slices, folder)
+        except Exception as error:  # noqa: BLE001 - one patient's failure must not stop the batch
+            # The folder's name, not its path on this machine: the index is shared.
+            record.update(status="failed", error=_error_text(error).replace(str(folder_path), folder_path.name))
+            tqdm.write(f"analyze: {folder_path.name}: failed: {record['error']}", file=sys.stderr)
+        else:
+            record.update({**row, "n_slices": summary["n_slices"], "n_tumour_slices": summary["n_tumour_slices"],
+                           "tumour_voxels": summary["tumour_voxels"], "seconds": summary["seconds"]})
+            if analyzer.reference is not None:
+                percentiles = feature_percentiles(row, analyzer.reference, FEATURE_COLUMNS)
+                record.update({f"pct_{f}": p for f, p in zip(percentiles["feature"], percentiles["percentile"])})
+        records.append(record)
+    io.write_csv(out_dir / INDEX_CSV, pd.DataFrame.from_records(records))
+    io.write_text(out_dir / INDEX_HTML, render_index(records, analyzer, source))
+    failed = [r["folder"] for r in records if r["status"] != "ok"]
+    return {"n_patients": len(records), "n_failed": len(failed), "failed": failed,
+            "model_uri": inference_name(analyzer), "model_reason": analyzer.model_reason,
+            "seconds": round(time.perf_counter() - started, 2)}

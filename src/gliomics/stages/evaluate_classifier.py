@@ -19,7 +19,10 @@ Outputs (each written atomically) under ``out_dir``:
   (sklearn's, as a dict), ``patient`` (per-patient numbers, see
   :func:`gliomics.training.classification.patient_scores`), ``n_patients,
   min_area_px, model_uri, data_dir, seconds``;
-* ``confusion_matrix.png`` and ``roc.png`` (sklearn displays).
+* ``confusion_matrix.png`` and ``roc.png`` (sklearn displays);
+* ``roc.csv``: ``fpr, tpr, threshold``, the ROC curve's points (sklearn's
+  ``roc_curve``) for ``dvc plots show`` / ``dvc plots diff``; empty when the
+  cohort holds one class only.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ PER_PATIENT = "per_patient.csv"
 SUMMARY = "summary.json"
 CONFUSION_PNG = "confusion_matrix.png"
 ROC_PNG = "roc.png"
+ROC_CSV = "roc.csv"
 
 
 def _save(fig, path) -> Path:
@@ -84,6 +88,22 @@ def plot_roc(labels, probs, path, title: str = "") -> Path:
     ax.set_title(title or "ROC, per slice", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def roc_points(labels, probs):
+    """The ROC curve as a table ``fpr, tpr, threshold`` (sklearn ``roc_curve``); no rows for one class.
+
+    The first threshold (sklearn's ``inf``, the "predict nothing" corner) is written as 1.0 so that
+    the CSV stays plain numbers.
+    """
+    import pandas as pd
+    from sklearn.metrics import roc_curve
+
+    labels = np.asarray(labels, dtype=int)
+    if len(np.unique(labels)) < 2:
+        return pd.DataFrame(columns=["fpr", "tpr", "threshold"])
+    fpr, tpr, thresholds = roc_curve(labels, np.asarray(probs, dtype=float))
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)})
 
 
 def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_area_px: int = 1,
@@ -156,6 +176,7 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
     io.write_json(out_dir / SUMMARY, summary)
     plot_confusion_matrix(labels, probs, threshold, out_dir / CONFUSION_PNG)
     plot_roc(labels, probs, out_dir / ROC_PNG)
+    io.write_csv(out_dir / ROC_CSV, roc_points(labels, probs))
     if log_mlflow:
         _log(root, out_dir, summary, profile)
     return summary
