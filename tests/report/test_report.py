@@ -89,6 +89,9 @@ def test_full_report_has_every_section_and_embeds_everything(full_reports, small
     methods = _section(text, "Methods")
     assert "seed 42" in methods and "32 grey levels" in methods and "resnet18" in methods  # tune's settings
     assert 'class="sortable"' in text and "addEventListener('click'" in text
+    # A shared report carries no path of this machine (the fixtures live under the temp folder).
+    for machine_path in {str(full_reports.parent), str(small_cohort), str(Path.home())} - {"/"}:
+        assert machine_path not in text, machine_path
 
     runs = mlflow.search_runs(experiment_names=["report"])
     assert len(runs) == 1 and runs.loc[0, "status"] == "FINISHED"

@@ -9,6 +9,7 @@ in, plain-text paragraphs out.
 from __future__ import annotations
 
 from gliomics.features.shape2d import ASD_BINS, CONVEXITY_DEFECT_MIN_DEPTH, MF_WINDOW
+from gliomics.report.html import shown_path
 from gliomics.schema import FEATURE_COLUMNS
 
 #: Correction family → how the methods text says it.
@@ -50,7 +51,7 @@ def methods_paragraphs(params, *, train_settings: dict | None = None, model_sour
     split, feats, assoc, post = params.split, params.features, params.associate, params.post
     who = f"{n_patients} patients" if n_patients else "the cohort's patients"
     data = (
-        f"The cohort ({who}, folder {params.data.raw}, Kaggle LGG layout: 256x256 three-channel "
+        f"The cohort ({who}, folder {shown_path(params.data.raw)}, Kaggle LGG layout: 256x256 three-channel "
         "slices, pre-contrast, FLAIR and post-contrast, with FLAIR-abnormality masks) was validated with Great "
         "Expectations before any analysis. Patients (never slices) were split with seed "
         f"{split.seed}: {split.test_fraction:.0%} held out as the internal test set, never used for training, "

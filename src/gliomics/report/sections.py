@@ -130,7 +130,7 @@ def cohort_section(ctx: ReportInputs) -> h.Section:
     if summary is not None:
         state = ("passed all expectations" if summary.get("success")
                  else f"FAILED with {summary.get('n_problems')} problem(s)")
-        section.add(h.paragraph(f"The cohort in {summary.get('data_dir', ctx.data_dir)} {state} "
+        section.add(h.paragraph(f"The cohort in {h.shown_path(summary.get('data_dir', ctx.data_dir))} {state} "
                                 f"({summary.get('n_ignored_files', 0)} file(s) outside the layout ignored)."))
     if docs.is_file():
         link = os.path.relpath(docs, ctx.out_dir)
@@ -221,7 +221,7 @@ def _tune_summary(ctx: ReportInputs) -> list[str]:
             "fidelity": best.get("fidelity"), "validation 3D Dice": best.get("val_dice_3d"),
             "trials (complete / pruned / failed)": f"{best.get('n_trials')} ({best.get('n_complete')} / "
                                                    f"{best.get('n_pruned')} / {best.get('n_failed')})",
-            "search time (s)": best.get("seconds"), "model": best.get("model_uri"),
+            "search time (s)": best.get("seconds"), "model": h.shown_path(best.get("model_uri", "")),
             **{f"param {k}": v for k, v in (best.get("params") or {}).items()},
         }, caption="best trial (reports/tune/best.json)"))
     importances = ctx.csv("tune/importances.csv")
@@ -272,7 +272,7 @@ def segmentation_section(ctx: ReportInputs) -> h.Section:
     else:
         from gliomics.report.segmentation_plots import dice_distribution
 
-        section.add(h.paragraph(f"Model {summary.get('model_uri', '?')} on {len(table)} internal test patients "
+        section.add(h.paragraph(f"Model {h.shown_path(summary.get('model_uri', '?'))} on {len(table)} internal test patients "
                                 f"(reports/{folder}): mean 3D Dice {summary.get('mean_dice_3d', float('nan')):.3f}, "
                                 f"median {summary.get('median_dice_3d', float('nan')):.3f}. Buda et al. (2019) "
                                 "reported a mean of 82% on the real cohort."))

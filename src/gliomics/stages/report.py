@@ -80,7 +80,7 @@ def build_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: 
                  overlays: bool = True):
     """``(html_text, ReportInputs, sections)``: the report, without writing it."""
     from gliomics import tracking
-    from gliomics.report.html import render
+    from gliomics.report.html import render, shown_path
     from gliomics.report.sections import SECTION_BUILDERS, ReportInputs
 
     reports = Path(reports_dir)
@@ -91,8 +91,10 @@ def build_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: 
         ctx.overlays = worst_overlays(ctx, post=params.post.as_post())
     sections = [build(ctx) for build in SECTION_BUILDERS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = (f"generated {generated} · git {tracking.git_commit()[:12]} · data {data} "
-                f"(DVC md5 {tracking.dvc_data_hash(data)}) · profile {params.profile}")
+    data_hash = tracking.dvc_data_hash(data)
+    data_version = "not tracked by DVC" if data_hash.startswith("untracked:") else f"DVC md5 {data_hash}"
+    subtitle = (f"generated {generated} · git {tracking.git_commit()[:12]} · data {shown_path(data)} "
+                f"({data_version}) · profile {params.profile}")
     footer = ("Built by <code>gliomics report</code> from the files under reports/; every figure is embedded, "
               "so this file can be sent on its own.")
     return render(TITLE, sections, subtitle=subtitle, footer=footer), ctx, sections
