@@ -38,16 +38,10 @@ def flair_stub(size: int = SIZE):
 
 
 def save_local(model, path: Path, preprocessing: Preprocessing) -> Path:
-    import mlflow
-    from mlflow.models import infer_signature
-
+    """``model`` saved as the project saves segmenters (packaging.save_segmenter)."""
     from gliomics.models import packaging
 
-    size = preprocessing.image_size
-    signature = infer_signature(np.zeros((1, size, size, 3), np.float32), np.zeros((1, size, size, 1), np.float32))
-    mlflow.tensorflow.save_model(model, str(path), custom_objects=packaging.custom_objects(), signature=signature,
-                                 metadata=packaging.model_metadata(preprocessing, {"arch": "flair_stub"}))
-    return path
+    return packaging.save_segmenter(model, preprocessing, {"arch": "flair_stub"}, path)
 
 
 @pytest.fixture(scope="module")

@@ -71,3 +71,51 @@ def test_a_slice_classifier_is_not_taken_for_a_segmenter():
         output_shape = (None, 64, 64, 1)
 
     check_segmenter(Segmenter(), "ok")  # no error
+
+
+@pytest.fixture(scope="module")
+def stub_classifier(tmp_path_factory) -> str:
+    from tests.classifier.conftest import flair_classifier, save_classifier_stub
+
+    return save_classifier_stub(flair_classifier(), tmp_path_factory.mktemp("cls") / "flair")
+
+
+def test_saved_models_record_their_task_and_carry_no_pickle(stub_segmenter, stub_classifier):
+    # The stubs are saved by the project's own save_segmenter / save_classifier.
+    from pathlib import Path
+
+    from gliomics.models.packaging import INPUT_CONTRACT
+
+    for folder, task in ((Path(stub_segmenter), "segmenter"), (Path(stub_classifier), "classifier")):
+        metadata = yaml.safe_load((folder / "MLmodel").read_text())["metadata"]["gliomics"]
+        assert metadata["task"] == task
+        assert metadata["input"]["channels"] == INPUT_CONTRACT["channels"] == ["pre-contrast", "FLAIR", "post-contrast"]
+        assert metadata["input"]["image_size"] == metadata["preprocessing"]["image_size"]
+        assert not list(folder.rglob("*.cloudpickle")) and not list(folder.rglob("*.pkl"))
+
+
+def test_a_model_of_the_other_task_is_refused_by_its_metadata(stub_segmenter, stub_classifier, tmp_path):
+    from gliomics.models.gate import load_classifier
+    from gliomics.models.inference import load_segmenters
+
+    with pytest.raises(GliomicsError, match="not a segmenter: its metadata says slice classifier; pass it with --gate"):
+        load_segmenters(str(stub_classifier))
+    with pytest.raises(GliomicsError, match="not a slice classifier: its metadata says segmenter; .*--from-segmenter"):
+        load_classifier(str(stub_segmenter))
+    # The metadata decides even where the shapes would pass: a segmenter folder relabelled as a classifier.
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(stub_segmenter, relabelled)
+    mlmodel = yaml.safe_load((relabelled / "MLmodel").read_text())
+    mlmodel["metadata"]["gliomics"]["task"] = "classifier"
+    (relabelled / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(GliomicsError, match="not a segmenter"):
+        load_segmenters(str(relabelled))
+
+
+def test_the_shipped_segmenter_records_its_task():
+    from gliomics.models.shipped import SHIPPED_SEGMENTER
+
+    from tests.conftest import PROJECT
+
+    metadata = yaml.safe_load((PROJECT / SHIPPED_SEGMENTER / "MLmodel").read_text())["metadata"]["gliomics"]
+    assert metadata["task"] == "segmenter" and metadata["input"]["image_size"] == 128

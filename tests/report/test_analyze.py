@@ -92,7 +92,9 @@ def test_gate_that_sees_no_tumour_empties_the_masks(patient_dir, stub_segmenter,
     dense = tf.keras.layers.Dense(1, activation="sigmoid")
     model = tf.keras.Model(inputs, dense(pooled))
     dense.set_weights([np.zeros((3, 1), np.float32), np.array([-10.0], np.float32)])  # p(tumour) ~ 0
-    gate = save_local(model, tmp_path / "gate", Preprocessing(image_size=SIZE))
+    from tests.classifier.conftest import save_classifier_stub
+
+    gate = save_classifier_stub(model, tmp_path / "gate", size=SIZE)
 
     summary = run_analyze(patient_dir, tmp_path / "out", params_from_dict({}), model_uri=stub_segmenter,
                           gate_uri=str(gate), reference_csv=tmp_path / "none.csv")

@@ -49,11 +49,13 @@ def load_classifier(uri, from_segmenter: bool = False):
     :class:`SegmenterSliceScore`.
     """
     from gliomics.models.inference import load_model, load_segmenters
+    from gliomics.models.packaging import check_task
 
     if from_segmenter:
         segmenter, preprocessing, metadata = load_segmenters(uri)
         return SegmenterSliceScore(segmenter), preprocessing, metadata[0]
     model, preprocessing, metadata = load_model(uri)
+    check_task(metadata, "classifier", str(uri))
     shape = tuple(getattr(model, "output_shape", ()) or ())
     if len(shape) != 2 or shape[-1] != 1:
         raise GliomicsError(f"{uri}: not a slice classifier (output shape {shape}, expected (batch, 1)); "

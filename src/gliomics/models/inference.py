@@ -224,12 +224,15 @@ def load_segmenters(uris, *, tta: bool = False):
     from the decision threshold, whose first member's value is used); each is checked against its
     preprocessing's image size.
     """
+    from gliomics.models.packaging import SEGMENTER_TASK, check_task
+
     uris = [uris] if isinstance(uris, (str, Path)) else list(uris)
     if not uris:
         raise GliomicsError("no segmenter given")
     models, metadata, first = [], [], None
     for uri in uris:
         model, preprocessing, meta = load_model(str(uri))
+        check_task(meta, SEGMENTER_TASK, str(uri))
         check_segmenter(model, str(uri))
         check_model_size(model, preprocessing)
         if first is None:

@@ -10,6 +10,7 @@ URI: ``runs:/<id>/model``, ``models:/<name>/<version>``,
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from gliomics import io
@@ -17,6 +18,11 @@ from gliomics.errors import GliomicsError
 from gliomics.models.preprocessing import Preprocessing
 
 METADATA_KEY = "gliomics"
+#: ``metadata.gliomics.task`` of a segmenter; slice classifiers record ``"classifier"``.
+SEGMENTER_TASK = "segmenter"
+#: What every gliomics model takes: Kaggle slices, channels in this order, resized to ``image_size`` and
+#: z-scored per patient by :class:`~gliomics.models.preprocessing.Preprocessing`.
+INPUT_CONTRACT = {"slice": "256x256x3 uint8", "channels": ["pre-contrast", "FLAIR", "post-contrast"]}
 
 
 def custom_objects() -> dict:
@@ -27,8 +33,43 @@ def custom_objects() -> dict:
     return {**model_objects(), **loss_objects()}
 
 
-def model_metadata(preprocessing: Preprocessing, model_config: dict, **extra) -> dict:
-    return {METADATA_KEY: {"preprocessing": preprocessing.to_dict(), "model_config": dict(model_config), **extra}}
+@contextmanager
+def saving_without_pickles():
+    """While saving a model with MLflow: Keras' global custom-object registry emptied (and restored after).
+
+    MLflow's tensorflow flavour pickles that registry beside every model (``global_custom_objects.cloudpickle``)
+    and unpickles it on load; gliomics registers its objects by name when loading (:func:`load_segmenter`), so
+    a gliomics model carries no pickle at all. Saving needs only the registered names, not this registry.
+    """
+    from mlflow.tensorflow import get_global_custom_objects
+
+    registry = get_global_custom_objects()
+    kept = dict(registry or {})
+    if registry:
+        registry.clear()
+    try:
+        yield
+    finally:
+        if registry is not None:
+            registry.update(kept)
+
+
+def model_metadata(preprocessing: Preprocessing, model_config: dict, *, task: str = SEGMENTER_TASK, **extra) -> dict:
+    """The MLflow metadata of a gliomics model: its task, input contract, preprocessing and build config."""
+    return {METADATA_KEY: {"task": task, "input": {**INPUT_CONTRACT, "image_size": preprocessing.image_size},
+                           "preprocessing": preprocessing.to_dict(), "model_config": dict(model_config), **extra}}
+
+
+def check_task(metadata: dict, expected: str, name: str) -> None:
+    """A one-line error when the model's recorded task is not ``expected`` (models saved before tasks were
+    recorded have none; their output shape is checked instead)."""
+    task = (metadata or {}).get("task")
+    if task and task != expected:
+        label = {"classifier": "slice classifier", SEGMENTER_TASK: "segmenter"}
+        hint = {"classifier": "; pass it with --gate, or to evaluate --task classifier",
+                SEGMENTER_TASK: "; score its slices with evaluate --task classifier --from-segmenter"}
+        raise GliomicsError(f"{name}: not a {label.get(expected, expected)}: its metadata says "
+                            f"{label.get(task, task)}{hint.get(task, '')}")
 
 
 def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, name: str = "model",
@@ -41,15 +82,16 @@ def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, na
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    return mlflow.tensorflow.log_model(
-        model,
-        name=name,
-        custom_objects=custom_objects(),
-        signature=signature,
-        input_example=example,
-        metadata=model_metadata(preprocessing, model_config, **extra_metadata),
-        registered_model_name=registered_model_name,
-    )
+    # No custom_objects: MLflow would pickle them, and gliomics loads by name (load_segmenter).
+    with saving_without_pickles():
+        return mlflow.tensorflow.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=example,
+            metadata=model_metadata(preprocessing, model_config, **extra_metadata),
+            registered_model_name=registered_model_name,
+        )
 
 
 def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
@@ -61,9 +103,8 @@ def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metad
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    with io.atomic_path(path) as tmp:
-        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
-                                     input_example=example,
+    with io.atomic_path(path) as tmp, saving_without_pickles():
+        mlflow.tensorflow.save_model(model, str(tmp), signature=signature, input_example=example,
                                      metadata=model_metadata(preprocessing, model_config, **extra_metadata))
     return Path(path)
 
