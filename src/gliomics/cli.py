@@ -24,6 +24,81 @@ def _params(args):
     return load_params(args.params)
 
 
+# --------------------------------------------------------------------- the output rule (gliomics.io.check_output)
+#: What each command writes, by option: "folder" (replaced whole), "files" (written into it) or "file".
+OUTPUTS = {
+    "synth": {"out": "folder"}, "ingest": {"dest": "folder"}, "validate": {"out": "files"},
+    "split": {"out": "files"}, "features": {"out": "file"}, "associate": {"out": "folder", "metrics": "file"},
+    "train": {"out": "folder", "checkpoints": "files", "reports": "files"},
+    "tune": {"out": "folder", "reports": "files"}, "evaluate": {"out": "files"}, "segment": {"out": "folder"},
+    "train-classifier": {"out": "folder", "checkpoints": "files", "reports": "files"},
+    "register-classifier": {"out": "files"}, "calibrate-classifier": {"out": "folder"},
+    "register": {"out": "files"}, "report": {"out": "file"}, "analyze": {"out": "folder"},
+}
+#: Inputs the output may neither be, lie inside nor (a replaced folder) contain: cohorts, patients, models.
+DATA_INPUTS = ("source", "data", "input", "model", "gate")
+#: Inputs the output may neither be nor (a replaced folder) contain: the tables a command reads.
+TABLE_INPUTS = ("manifest", "splits", "features", "clinical", "reference", "associations", "best", "reports")
+
+
+def _is_cohort(folder: Path) -> bool:
+    """A cohort in the Kaggle layout (what synth and ingest write): data.csv and TCGA_* folders only."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return (folder / "data.csv").is_file() and all(
+        p.name == "data.csv" or (p.is_dir() and p.name.startswith("TCGA_")) for p in entries)
+
+
+#: Existing folders a command may replace although they carry no marker (written before markers existed).
+REPLACEABLE = {
+    "ingest": _is_cohort, "synth": _is_cohort,
+    "train": lambda f: (f / "MLmodel").is_file(), "tune": lambda f: (f / "MLmodel").is_file(),
+    "train-classifier": lambda f: (f / "MLmodel").is_file(),
+    "calibrate-classifier": lambda f: (f / "MLmodel").is_file(),
+    "analyze": lambda f: (f / "report.html").is_file() or (f / "index.html").is_file(),
+}
+
+
+def _paths(value) -> list:
+    return [] if value is None else [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def _outputs(args) -> list[tuple[str, str]]:
+    """``[(path, kind), ...]``: the outputs this invocation names (defaults resolved later are the project's own)."""
+    return [(str(getattr(args, option)), kind) for option, kind in OUTPUTS.get(args.command, {}).items()
+            if getattr(args, option, None)]
+
+
+def check_outputs(args) -> None:
+    """Apply :func:`gliomics.io.check_output` to every output of ``args`` before the command runs."""
+    from gliomics import io
+
+    outputs = _outputs(args)
+    if not outputs:
+        return
+    own = set(OUTPUTS.get(args.command, {}))
+    data = [p for option in DATA_INPUTS if option not in own for p in _paths(getattr(args, option, None))]
+    if "data" in vars(args) and args.data is None and args.command not in ("synth", "ingest"):
+        data.append(_params(args).data.raw)  # the default cohort is an input too
+    tables = [p for option in TABLE_INPUTS if option not in own for p in _paths(getattr(args, option, None))]
+    for path, kind in outputs:
+        io.check_output(path, command=f"gliomics {args.command}", kind=kind, data_inputs=data, other_inputs=tables,
+                        force=bool(getattr(args, "force", False)), replaceable=REPLACEABLE.get(args.command))
+
+
+def mark_outputs(args) -> None:
+    """After success: mark each folder output as this command's, so that a re-run may replace it."""
+    from gliomics import io
+
+    for path, kind in _outputs(args):
+        if kind == "folder":
+            io.mark_output(path, f"gliomics {args.command}")
+
+
+def _add_force_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace the output folder even if it is not an earlier output of this command")
+
+
 def _auc_text(auc: float | None) -> str:
     """A ROC AUC for a message: "n/a" where it is undefined (one class only)."""
     return "n/a" if auc is None else f"{auc:.3f}"
@@ -49,18 +124,28 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def validate_out_dir(data, pipeline_data) -> str:
+    """Where ``validate`` writes without --out: the pipeline's reports/validate for the pipeline's cohort
+    (data.raw), else reports/validate-<folder name>, so that checking another folder never replaces (or, when
+    it fails, deletes) the manifest the pipeline trains on."""
+    if Path(data).resolve() == Path(pipeline_data).resolve():
+        return "reports/validate"
+    return f"reports/validate-{Path(data).resolve().name}"
+
+
 def cmd_validate(args) -> int:
     from gliomics.stages.validate import validate_cohort
 
     params = _params(args)
     data = args.data or params.data.raw
-    summary = validate_cohort(data, args.out, log_mlflow=not args.no_mlflow, profile=params.profile)
+    out = args.out or validate_out_dir(data, params.data.raw)
+    summary = validate_cohort(data, out, log_mlflow=not args.no_mlflow, profile=params.profile)
     for warning in summary.get("warnings", [])[:MAX_PROBLEMS_SHOWN]:
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"validate: {summary['n_patients']} patients, {summary['n_slices']} slices "
         f"({summary['n_tumour_slices']} with tumour) passed all expectations in {summary['seconds']} s; "
-        f"manifest: {Path(args.out) / 'manifest.csv'}"
+        f"manifest: {Path(out) / 'manifest.csv'}"
     )
     return 0
 
@@ -436,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "folder above it) into DEST, replacing it atomically, then `dvc add DEST`.")
     p.add_argument("source", help="the Kaggle download (…/kaggle_3m or a folder containing it)")
     p.add_argument("--dest", default="data/raw", help="default: %(default)s")
+    _add_force_arg(p)
     p.add_argument("--no-dvc", action="store_true", help="do not run `dvc add` afterwards")
     p.set_defaults(func=cmd_ingest)
 
@@ -443,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate data.csv and every slice of a cohort in the Kaggle layout; write "
                        "manifest.csv, gx_results.json, summary.json and GX Data Docs to OUT.")
     _add_data_arg(p)
-    p.add_argument("--out", default="reports/validate", help="default: %(default)s")
+    p.add_argument("--out", help="default: reports/validate for the pipeline's cohort (data.raw), "
+                   "reports/validate-<folder name> for any other --data")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_validate)
 
@@ -472,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinical", help="data.csv (default: data.raw/data.csv from params)")
     p.add_argument("--out", default="reports/associations/truth", help="default: %(default)s")
     p.add_argument("--metrics", help="also write the headline numbers to this JSON file (for `dvc metrics`)")
+    _add_force_arg(p)
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_associate)
@@ -490,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
                    "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
     _add_no_mlflow_arg(p)
+    _add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="Optuna search of the segmenter or slice classifier (settings: "
@@ -517,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent-run-id", help=argparse.SUPPRESS)
     p.add_argument("--store-root", default="data/arrays_tune", help=argparse.SUPPRESS)
     p.add_argument("--work-dir", default="checkpoints/tune", help=argparse.SUPPRESS)
+    _add_force_arg(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("evaluate", help="per-patient 3D Dice of a segmenter (or slice scores of a classifier)",
@@ -551,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "several: their ensemble (mean probability)")
     _add_tta_arg(p)
     p.add_argument("--out", required=True, help="folder to write")
+    _add_force_arg(p)
     p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free are not segmented "
                    "(empty masks; threshold segment.gate_threshold). Off by default")
     _add_no_mlflow_arg(p)
@@ -563,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "epoch, log everything to MLflow (experiment train_classifier).")
     _add_cohort_args(p)
     p.add_argument("--out", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
+    _add_force_arg(p)
     p.add_argument("--store", default="data/arrays", help="array store cache (default: %(default)s)")
     p.add_argument("--reports", default="reports/classifier/train", help="default: %(default)s")
     p.add_argument("--checkpoints", default="checkpoints/classifier", help="default: %(default)s")
@@ -591,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
     _add_cohort_args(p, manifest=False)
     p.add_argument("--out", help="default: MODEL-calibrated")
+    _add_force_arg(p)
     p.set_defaults(func=cmd_calibrate_classifier)
 
     p = sub.add_parser("register", help="score the tuned segmenter on the test patients and register it",
@@ -678,7 +771,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        check_outputs(args)
+        status = args.func(args)
+        if status == 0:
+            mark_outputs(args)
+        return status
     except ValidationFailed as exc:
         for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:
             print(f"error: {problem}", file=sys.stderr)

@@ -36,9 +36,15 @@ def ingest(source: str | Path, dest: str | Path = "data/raw", *, track_with_dvc:
     """Copy a Kaggle-layout cohort into ``dest`` and version it with ``dvc add``.
 
     Only the layout's own files are copied (``data.csv`` and the patient
-    folders' slices). ``dest`` is replaced atomically: a failed copy leaves
-    the previous cohort as it was.
+    folders' slices). The copy is validated (:func:`gliomics.stages.validate.validate_cohort`, the checks of
+    ``gliomics validate``) before it replaces ``dest``, atomically: a failed copy or a cohort that fails
+    validation leaves the previous cohort as it was, and the error says why.
     """
+    import tempfile
+
+    from gliomics.errors import ValidationFailed
+    from gliomics.stages.validate import validate_cohort
+
     root = resolve_cohort_dir(source)
     slices, _, _ = scan_cohort(root)
     if not slices:
@@ -46,17 +52,28 @@ def ingest(source: str | Path, dest: str | Path = "data/raw", *, track_with_dvc:
     if not (root / CLINICAL_FILE).exists():
         raise GliomicsError(f"{root / CLINICAL_FILE}: missing (every cohort needs its {CLINICAL_FILE})")
     dest = Path(dest)
-    if dest.resolve() == root.resolve():
-        raise GliomicsError(f"{dest}: source and destination are the same folder")
+    source, target = root.resolve(), dest.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        raise GliomicsError(f"{dest}: the destination must not be the source {root}, inside it or above it")
     files = [f for s in slices for f in (s.image, s.mask) if f is not None]
-    with io.atomic_path(dest) as tmp, progress("copying slices", len(files)) as update:
-        tmp.mkdir()
-        shutil.copy2(root / CLINICAL_FILE, tmp / CLINICAL_FILE)
-        for i, file in enumerate(files, 1):
-            target = tmp / file.parent.name / file.name
-            target.parent.mkdir(exist_ok=True)
-            shutil.copy2(file, target)
-            update(i, len(files))
+    with io.atomic_path(dest) as tmp:
+        with progress("copying slices", len(files)) as update:
+            tmp.mkdir()
+            shutil.copy2(root / CLINICAL_FILE, tmp / CLINICAL_FILE)
+            for i, file in enumerate(files, 1):
+                copied = tmp / file.parent.name / file.name
+                copied.parent.mkdir(exist_ok=True)
+                shutil.copy2(file, copied)
+                update(i, len(files))
+        with tempfile.TemporaryDirectory(prefix="gliomics-ingest-") as reports:
+            try:
+                validate_cohort(tmp, Path(reports) / "validate", log_mlflow=False)
+            except ValidationFailed as failed:
+                first = failed.problems[0] if failed.problems else failed.summary
+                raise GliomicsError(
+                    f"{root}: not ingested, {dest} is left as it was: validation found {len(failed.problems)} "
+                    f"problem(s), first: {str(first).replace(str(tmp), str(root))}. "
+                    f"See them all with `gliomics validate --data {root}`") from None
     if track_with_dvc:
         _dvc_track(dest)
     return dest
