@@ -431,8 +431,10 @@ def cmd_summary(args) -> int:
 def cmd_ui(args) -> int:
     import os
 
-    from gliomics.tracking import artifact_root, default_tracking_uri, tracking_uri
+    from gliomics.tracking import artifact_root, default_tracking_uri, relocate, tracking_uri, user_tracking_uri
 
+    if user_tracking_uri() is None:
+        relocate()  # a moved or copied project: its store's artifact locations point into this folder first
     uri = tracking_uri()
     url = f"http://{args.host}:{args.port}"
     local = args.host in ("127.0.0.1", "localhost", "::1")

@@ -34,24 +34,25 @@ def custom_objects() -> dict:
 
 
 @contextmanager
-def saving_without_pickles():
-    """While saving a model with MLflow: Keras' global custom-object registry emptied (and restored after).
+def validating_own_pickles():
+    """While MLflow logs a model this process just built: its pickled custom objects may be read back.
 
-    MLflow's tensorflow flavour pickles that registry beside every model (``global_custom_objects.cloudpickle``)
-    and unpickles it on load; gliomics registers its objects by name when loading (:func:`load_segmenter`), so
-    a gliomics model carries no pickle at all. Saving needs only the registered names, not this registry.
+    ``log_model`` checks the input example by loading the model through pyfunc, which unpickles the custom
+    objects it has just written; gliomics turns pickle deserialisation off in its process (models from elsewhere
+    must never run code), so that check would fail with a warning. These pickles are our own, written a moment
+    ago by this process, so the check is allowed for the duration of the call.
     """
-    from mlflow.tensorflow import get_global_custom_objects
+    import os
 
-    registry = get_global_custom_objects()
-    kept = dict(registry or {})
-    if registry:
-        registry.clear()
+    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     try:
         yield
     finally:
-        if registry is not None:
-            registry.update(kept)
+        if previous is None:
+            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+        else:
+            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
 
 
 def model_metadata(preprocessing: Preprocessing, model_config: dict, *, task: str = SEGMENTER_TASK, **extra) -> dict:
@@ -82,11 +83,12 @@ def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, na
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    # No custom_objects: MLflow would pickle them, and gliomics loads by name (load_segmenter).
-    with saving_without_pickles():
+    # custom_objects are pickled for MLflow's pyfunc (opt-in, see load_segmenter); gliomics loads by name.
+    with validating_own_pickles():
         return mlflow.tensorflow.log_model(
             model,
             name=name,
+            custom_objects=custom_objects(),
             signature=signature,
             input_example=example,
             metadata=model_metadata(preprocessing, model_config, **extra_metadata),
@@ -103,8 +105,9 @@ def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metad
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    with io.atomic_path(path) as tmp, saving_without_pickles():
-        mlflow.tensorflow.save_model(model, str(tmp), signature=signature, input_example=example,
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
+                                     input_example=example,
                                      metadata=model_metadata(preprocessing, model_config, **extra_metadata))
     return Path(path)
 

@@ -117,10 +117,11 @@ def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_
 
     preprocessing, extra = _with_threshold(model, preprocessing, extra)
     example, signature = _signature(preprocessing.image_size)
-    from gliomics.models.packaging import saving_without_pickles
+    from gliomics.models.packaging import custom_objects
 
-    with io.atomic_path(path) as tmp, saving_without_pickles():  # no pickles: gliomics loads by name
-        mlflow.tensorflow.save_model(model, str(tmp), signature=signature, input_example=example,
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
+                                     input_example=example,
                                      metadata=classifier_metadata(preprocessing, model_config, min_area_px, **extra))
     return Path(path)
 
@@ -142,11 +143,10 @@ def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int
     if choice is not None:
         mlflow.log_metrics({k: float(v) for k, v in choice.metrics().items() if v is not None})
     example, signature = _signature(preprocessing.image_size)
-    from gliomics.models.packaging import saving_without_pickles
+    from gliomics.models.packaging import custom_objects, validating_own_pickles
 
-    # As log_segmenter: no pickled custom objects.
-    with saving_without_pickles():
-        return mlflow.tensorflow.log_model(model, name=name, signature=signature,
+    with validating_own_pickles():  # as log_segmenter
+        return mlflow.tensorflow.log_model(model, name=name, signature=signature, custom_objects=custom_objects(),
                                            input_example=example, registered_model_name=registered_model_name,
                                            metadata=classifier_metadata(preprocessing, model_config, min_area_px,
                                                                         **extra))

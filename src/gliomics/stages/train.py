@@ -211,7 +211,8 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
 
     from gliomics.tracking import optional_stage_run
     from gliomics.training.budget import training_length
-    from gliomics.training.fit import fit_segmenter, predict_patients, score_patients
+    from gliomics.training.fit import fit_segmenter
+    from gliomics.training.validation import predict_patients, score_patients
     from gliomics.training.tasks import SEGMENTATION
 
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """The Keras callback that runs the end-of-epoch work of :func:`gliomics.training.fit.fit_model`.
 
 At the end of every epoch, in this order: the task's validation (per-patient
-3D Dice for a segmenter, :func:`gliomics.training.fit.validate_patients`; ROC
+3D Dice for a segmenter, :func:`gliomics.training.validation.validate_patients`; ROC
 AUC and accuracy for a classifier; :mod:`gliomics.training.tasks`), the
 history row, best weights (kept when the task's ``monitor`` column, e.g.
 ``val_dice_3d``, strictly improves), the checkpoint

@@ -64,10 +64,10 @@ import numpy as np
 
 from gliomics.config import TrainParams
 from gliomics.errors import GliomicsError
+from gliomics.training.tasks import SEGMENTATION, ClassificationTask
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp32")
-THRESHOLD = 0.5
 
 
 @dataclass
@@ -184,45 +184,6 @@ def xla_cannot_train(model: dict) -> bool:
         return False  # an unknown arch is reported by the model builder
 
 
-# ---------------------------------------------------------------- validation
-
-
-def predict_patients(model, store, patients, batch_size: int = 8) -> dict:
-    """Probability volumes ``{patient: (n_slices, S, S) float32}`` for every slice of ``patients``."""
-    from gliomics.data.pipeline import eval_dataset, eval_index
-
-    index = eval_index(store, patients)
-    prob = model.predict(eval_dataset(store, patients, batch_size=batch_size).map(lambda x, y: x), verbose=0)
-    prob = np.asarray(prob, dtype=np.float32)[..., 0]
-    volumes = {}
-    for patient, rows in index.groupby("patient", sort=False).indices.items():
-        volumes[patient] = prob[np.sort(rows)]
-    return volumes
-
-
-def score_patients(store, prob_by_patient: dict, threshold: float = THRESHOLD) -> dict:
-    """``{patient: (dice_3d, per_slice_dice, predicted mask)}`` after post-processing."""
-    from gliomics.training.metrics import dice_3d, per_slice_dice, postprocess
-
-    scores = {}
-    for patient, prob in prob_by_patient.items():
-        truth = np.asarray(store.masks[store.rows([patient])]) > 0
-        pred = postprocess(prob, threshold=threshold, largest_component=True, fill_holes=True)
-        scores[patient] = (dice_3d(truth, pred), per_slice_dice(truth, pred), pred)
-    return scores
-
-
-def validate_patients(model, store, patients, batch_size: int = 8) -> dict:
-    """``val_dice_3d`` (mean per-patient 3D Dice) and ``val_slice_dice`` on ``patients``."""
-    scores = score_patients(store, predict_patients(model, store, patients, batch_size))
-    dice = [s[0] for s in scores.values()]
-    slice_dice = [s[1] for s in scores.values() if not math.isnan(s[1])]
-    return {
-        "val_dice_3d": float(np.mean(dice)),
-        "val_slice_dice": float(np.mean(slice_dice)) if slice_dice else math.nan,
-    }
-
-
 # ------------------------------------------------------------------ training
 
 
@@ -247,8 +208,6 @@ class _Loop:
 
     def __post_init__(self):
         if self.task is None:
-            from gliomics.training.tasks import SEGMENTATION
-
             self.task = SEGMENTATION
 
     @property
@@ -308,8 +267,6 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
     (``epoch`` 1-based, ``row`` the history row); an exception it raises
     stops training and propagates (the checkpoint is already written).
     """
-    from gliomics.training.tasks import SEGMENTATION
-
     return fit_model(SEGMENTATION, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
                      resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
 
@@ -328,7 +285,6 @@ def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_di
     store it as the model's ``Preprocessing.threshold``.
     """
     from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting
-    from gliomics.training.tasks import ClassificationTask
 
     threshold_setting(params.threshold)  # a bad setting fails before training, not after
     task = ClassificationTask(min_area_px=int(params.min_area_px))

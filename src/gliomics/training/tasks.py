@@ -67,7 +67,7 @@ class SegmentationTask:
         return keras_metrics()
 
     def validate(self, model, store, patients, batch_size: int) -> dict:
-        from gliomics.training.fit import validate_patients
+        from gliomics.training.validation import validate_patients
 
         return validate_patients(model, store, patients, batch_size)
 
