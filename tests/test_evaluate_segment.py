@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -277,8 +276,9 @@ def test_directory_without_slices(tmp_path, stub_model):
         run_evaluate(tmp_path / "nothing", stub_model, tmp_path / "eval", log_mlflow=False)
 
 
-def test_other_image_size_is_resized_with_a_warning(cohort_copy, stub_model, tmp_path):
-    """Documented behaviour: any H x W works; a warning per patient; masks at the image's size."""
+def test_other_image_size_is_refused(cohort_copy, stub_model, tmp_path):
+    """Slices are read by gliomics.data.slices: a patient whose slices are all 200x180 (consistent, but not the
+    Kaggle size validate checks) is refused with one line naming a slice, nothing is written; so is a grey one."""
     import cv2
     import tifffile
 
@@ -290,20 +290,18 @@ def test_other_image_size_is_resized_with_a_warning(cohort_copy, stub_model, tmp
         array = tifffile.imread(path)
         interpolation = cv2.INTER_NEAREST if "_mask" in path.name else cv2.INTER_LINEAR
         tifffile.imwrite(path, cv2.resize(array, (180, 200), interpolation=interpolation))
-    with pytest.warns(UserWarning, match=f"{folder.name}: slices are 200x180"):
-        summary = run_evaluate(cohort_copy, stub_model, tmp_path / "eval", log_mlflow=False)
-    assert summary["n_patients"] == 4 and summary["mean_dice_3d"] > 0.5
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    resized = rf"{folder.name}_\d+\.tif: image is 200x180x3 uint8, expected 256x256x3 uint8 \(the Kaggle slice size\)"
+    with pytest.raises(GliomicsError, match=resized):
+        run_evaluate(cohort_copy, stub_model, tmp_path / "eval", log_mlflow=False)
+    with pytest.raises(GliomicsError, match=resized):
         run_segment(cohort_copy, stub_model, tmp_path / "seg", log_mlflow=False)
-    assert sum("slices are 200x180" in str(w.message) for w in caught) == 1
-    masks = list((tmp_path / "seg" / folder.name).glob("*_mask.tif"))
-    assert masks and all(tifffile.imread(m).shape == (200, 180) for m in masks)
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "seg").exists()
 
-    gray = sorted(cohort_copy.glob("TCGA_*"))[1]
+    shutil.rmtree(folder)
+    gray = sorted(cohort_copy.glob("TCGA_*"))[0]
     for path in gray.glob("*.tif"):
         if "_mask" not in path.name:
             tifffile.imwrite(path, tifffile.imread(path)[..., 1])
-    with pytest.raises(GliomicsError, match="H x W x 3"), pytest.warns(UserWarning, match="200x180"):
+    with pytest.raises(GliomicsError, match="image is 256x256 uint8, expected 256x256x3 uint8"):
         run_segment(cohort_copy, stub_model, tmp_path / "seg2", log_mlflow=False)
     assert not (tmp_path / "seg2").exists()

@@ -41,7 +41,7 @@ def test_analyze_writes_report_features_and_masks(patient_dir, stub_segmenter, f
 
     out = tmp_path / "out"
     assert main(_args(patient_dir, out, stub_segmenter, full_reports, small_cohort)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["features.csv", "masks", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".gliomics-output", "features.csv", "masks", "report.html"]
     page = (out / "report.html").read_text()
     assert "development patients (training and validation folds of" in page
 
@@ -274,7 +274,7 @@ def test_batch_analyzes_every_patient_and_reports_the_broken_one(incoming, stub_
     assert main(_args(incoming, out, stub_segmenter, full_reports, small_cohort)) == 1  # one patient failed
     patients = sorted(p.name for p in incoming.iterdir() if p.is_dir())
     good = [name for name in patients if name != "TCGA_ZZ_0000_20000101"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*good, "index.csv", "index.html"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*good, "index.csv", "index.html"])  # exit 1: unmarked
     index = pd.read_csv(out / "index.csv", keep_default_na=False)
     assert list(index["folder"]) == patients
     failed = index.set_index("folder").loc["TCGA_ZZ_0000_20000101"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomics.data.kaggle import SliceFiles, institution_of, read_tif
+from gliomics.data.slices import MASK_VALUES, shape_text, values_text
 from gliomics.errors import GliomicsError
 
 MANIFEST_COLUMNS = (
@@ -77,10 +78,6 @@ def patient_sequences(manifest) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["patient", "sequences"])
 
 
-def _shape(array: np.ndarray) -> str:
-    return "x".join(str(d) for d in array.shape)
-
-
 def describe_slice(files: SliceFiles, root: Path) -> dict:
     """Read one slice's image and mask and describe them (never raises)."""
     row = {
@@ -107,17 +104,17 @@ def describe_slice(files: SliceFiles, root: Path) -> dict:
     if files.image is not None:
         try:
             image = read_tif(files.image)
-            row["image_shape"], row["image_dtype"] = _shape(image), str(image.dtype)
+            row["image_shape"], row["image_dtype"] = shape_text(image), str(image.dtype)
             row["pre_is_flair"], row["post_is_flair"] = channels_copied_from_flair(image)
         except GliomicsError as exc:
             errors.append(str(exc))
     if files.mask is not None:
         try:
             mask = read_tif(files.mask)
-            row["mask_shape"], row["mask_dtype"] = _shape(mask), str(mask.dtype)
+            row["mask_shape"], row["mask_dtype"] = shape_text(mask), str(mask.dtype)
             values = np.unique(mask)
-            row["mask_values"] = ",".join(str(v) for v in values[:8]) + ("…" if values.size > 8 else "")
-            row["mask_binary"] = bool(np.isin(values, (0, 255)).all())
+            row["mask_values"] = values_text(values)
+            row["mask_binary"] = bool(np.isin(values, MASK_VALUES).all())
             row["tumour_pixels"] = int(np.count_nonzero(mask))
         except GliomicsError as exc:
             errors.append(str(exc))

@@ -24,14 +24,17 @@ Used by ``gliomics evaluate``, ``gliomics segment`` and ``gliomics analyze``
   (:func:`gliomics.training.metrics.postprocess`), each switchable through
   the ``post`` settings (:data:`POST_DEFAULTS`).
 
-Image size: the Kaggle slices are 256x256, but any ``H x W`` is accepted.
-Every slice is resized to the model's ``image_size`` anyway, and the
-prediction is resized back to ``H x W``, so a mask always matches its image.
-A size other than 256x256 is therefore *not* an error; the stages warn once
-per patient (:func:`check_image_shapes`), because a model trained at one
-field of view may do poorly on another. The slices of one patient must all
-share one size and have three channels (pre-contrast, FLAIR,
-post-contrast); anything else is a :class:`GliomicsError`.
+Image size: the commands (``evaluate``, ``segment``, ``analyze``) read their
+slices through :mod:`gliomics.data.slices`, which accepts only the Kaggle
+256x256x3 uint8 slices (what ``gliomics validate`` checks and the models'
+input contract records) and refuses anything else with one line naming the
+file. The functions here work on any ``H x W`` (every slice is resized to the
+model's ``image_size`` and the prediction back to ``H x W``, so a mask always
+matches its image), for use from a notebook; :func:`check_image_shapes`
+warns when the slices are not 256x256, because a model trained at one field
+of view may do poorly on another. The slices of one patient must all share
+one size and have three channels (pre-contrast, FLAIR, post-contrast);
+anything else is a :class:`GliomicsError`.
 """
 
 from __future__ import annotations

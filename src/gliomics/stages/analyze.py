@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomics import io
-from gliomics.data.kaggle import IMAGE_SHAPE, SLICE_RE, patient_of
+from gliomics.data.kaggle import SLICE_RE, patient_of
 from gliomics.errors import GliomicsError
 
 REFERENCE = "reports/features/features_truth.csv"
@@ -106,17 +106,11 @@ def check_patient_folder(input_dir: str | Path) -> tuple[str, list[tuple[int, Pa
 
 
 def read_slices(slices: list[tuple[int, Path]]) -> np.ndarray:
-    """The images stacked ``(n, 256, 256, 3)`` uint8; an error names the first image of another size."""
-    from gliomics.data.kaggle import read_tif
+    """The images stacked ``(n, 256, 256, 3)`` uint8, read and checked by :func:`gliomics.data.slices.read_images`
+    (the reader of every command); an error names the first image that is not 256x256x3 uint8."""
+    from gliomics.data.slices import read_images
 
-    images = []
-    for _, path in slices:
-        image = read_tif(path)
-        if image.shape != IMAGE_SHAPE or image.dtype != np.uint8:
-            raise GliomicsError(f"{path}: image is {'x'.join(map(str, image.shape))} {image.dtype}, expected "
-                                f"{'x'.join(map(str, IMAGE_SHAPE))} uint8 (the Kaggle slice size)")
-        images.append(image)
-    return np.stack(images)
+    return read_images(path for _, path in slices)
 
 
 def check_out_dir(out_dir: Path, input_dir: Path) -> None:

@@ -24,6 +24,11 @@ Outputs (each written atomically) under ``out_dir``:
 
 Predictions are post-processed (threshold, fill holes, largest 3D component;
 see :mod:`gliomics.models.inference`) before scoring.
+
+Every image and mask is read through :mod:`gliomics.data.slices` (256x256x3
+uint8 images, 256x256 uint8 masks of 0/255, as ``gliomics validate``
+expects); any other slice stops the command with one line naming it, before
+anything is written.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from gliomics import io
-from gliomics.data.kaggle import read_tif, resolve_cohort_dir, slices_by_folder
+from gliomics.data import slices as slice_reader
+from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
 from gliomics.data.manifest import patient_sequence_group
 from gliomics.errors import GliomicsError
 from gliomics.progress import progress
@@ -77,25 +83,17 @@ def cohort_patients(data_dir, *, need_masks: bool, patients=None):
     return root, by_folder
 
 
-def read_images(folder_slices, root: Path) -> np.ndarray:
-    """Stack one patient's images, checking they share one shape."""
-    images = [read_tif(s.image) for s in folder_slices]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise GliomicsError(f"{root / folder_slices[0].folder}: slices of different shapes {sorted(shapes)}")
-    return np.stack(images)
+def read_images(folder_slices, root: Path | None = None) -> np.ndarray:
+    """One patient's images stacked ``(n, 256, 256, 3)`` uint8, each checked by
+    :func:`gliomics.data.slices.read_image` (one line naming the first slice that is not 256x256x3 uint8)."""
+    return slice_reader.read_images(s.image for s in folder_slices)
 
 
-def read_masks(folder_slices, shape: tuple[int, int], root: Path) -> np.ndarray:
-    masks = []
-    for s in folder_slices:
-        mask = read_tif(s.mask)
-        if mask.ndim == 3 and mask.shape[-1] in (1, 3):
-            mask = mask[..., 0]
-        if mask.shape != tuple(shape):
-            raise GliomicsError(f"{s.mask}: mask is {mask.shape}, its image is {tuple(shape)}")
-        masks.append(mask > 0)
-    return np.stack(masks)
+def read_masks(folder_slices, shape: tuple[int, int] | None = None, root: Path | None = None) -> np.ndarray:
+    """One patient's true masks stacked ``(n, 256, 256)`` as booleans, each checked by
+    :func:`gliomics.data.slices.read_mask` (256x256 uint8, values 0/255 only, as ``gliomics validate``
+    expects). ``shape`` and ``root`` are kept for callers; every slice is 256x256."""
+    return slice_reader.read_masks(s.mask for s in folder_slices)
 
 
 def load_segmentation_models(model_uri, post: dict | None, gate: str | None, gate_threshold: float | None):
