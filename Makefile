@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test lock ui clean-reports
+.PHONY: setup demo test test-fast lock ui clean-reports
 
 ## setup: create .venv and install the locked dependencies and gliomics
 setup: $(STAMP)
@@ -35,6 +35,10 @@ demo: setup
 test: setup
 	bash scripts/install-test-system-deps.sh
 	$(BIN)/python -m pytest
+
+## test-fast: the inner loop: every test not marked slow (no end-to-end DVC, browser or PostgreSQL test)
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs the registry)
 lock:

@@ -6,7 +6,7 @@ Run in a project clone holding the real cohort and its split (after `gliomics tr
         --ship ../main/models/pretrained/lgg-segmenter --out benchmarks/results/shipped_segmenter_<date>
 
 1. exports the trained model folder to ``--ship``: float32 compute, weights stored in 16 bits
-   (:func:`gliomics.models.packaging.export_segmenter`);
+   (:func:`gliomics.training.export.export_segmenter`);
 2. `gliomics evaluate` on the split's test patients: the model as trained (bf16 compute where it was trained
    so), a float32 export with float32 weights (to isolate the 16-bit rounding), the shipped copy, the
    shipped copy with flip TTA (each an MLflow run of experiment ``evaluate``);
@@ -189,7 +189,7 @@ def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
     import pandas as pd
 
     from gliomics.models.inference import AveragedSegmenter, load_model, predict_patient, segment_volume
-    from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
+    from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
     from gliomics.training.metrics import dice_3d
 
     table = pd.read_csv(splits)
@@ -255,7 +255,7 @@ def main() -> int:
         return 0
     import pandas as pd
 
-    from gliomics.models.packaging import export_segmenter
+    from gliomics.training.export import export_segmenter
 
     ship = Path(args.ship)
     storage = export_segmenter(args.model, ship, half=True)

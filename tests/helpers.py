@@ -46,7 +46,7 @@ def validate_and_split(cohort: Path, root: Path, parts: list[str], *, absent_tes
 
     Returns (manifest, splits, patients).
     """
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.validation.cohort import validate_cohort
 
     validate_cohort(cohort, root / "validate", log_mlflow=False)
     manifest = root / "validate" / "manifest.csv"

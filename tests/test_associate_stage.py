@@ -13,7 +13,8 @@ from gliomics.cli import main
 from gliomics.config import AssociateParams
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.stages import associate as stage
-from gliomics.stages.associate import THESIS_FEATURES, icc_2_1, run_associate
+from gliomics.stages.associate import THESIS_FEATURES, run_associate
+from gliomics.stats.agreement import icc_2_1
 from gliomics.stats import simulate_cohort
 
 SIGNAL = "margin_fluctuation"  # built to separate RNASeqCluster level 2

@@ -8,7 +8,7 @@ from gliomics.config import SplitParams
 from gliomics.errors import GliomicsError
 from gliomics.stages.cohort import ingest, synthesize
 from gliomics.stages.split import split_cohort
-from gliomics.stages.validate import validate_cohort
+from gliomics.validation.cohort import validate_cohort
 
 
 def test_ingest_copies_only_the_layout_and_replaces_atomically(cohort_copy, tmp_path):
@@ -68,7 +68,7 @@ def test_synth_command_writes_a_valid_cohort(tmp_path, capsys):
 
 
 def test_patients_of_part(tmp_path):
-    from gliomics.stages.split import patients_of_part
+    from gliomics.data.splits import patients_of_part
 
     path = tmp_path / "splits.csv"
     pd.DataFrame({"patient": ["a", "b", "c"], "part": ["test", "fold0", "test"]}).to_csv(path, index=False)

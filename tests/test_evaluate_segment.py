@@ -37,10 +37,10 @@ def flair_stub(size: int = SIZE):
 
 
 def save_local(model, path: Path, preprocessing: Preprocessing) -> Path:
-    """``model`` saved as the project saves segmenters (packaging.save_segmenter)."""
-    from gliomics.models import packaging
+    """``model`` saved as the project saves segmenters (gliomics.training.export.save_segmenter)."""
+    from gliomics.training import export
 
-    return packaging.save_segmenter(model, preprocessing, {"arch": "flair_stub"}, path)
+    return export.save_segmenter(model, preprocessing, {"arch": "flair_stub"}, path)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def _runs(experiment: str):
 
 def test_predict_patient_shapes_and_postprocessing(small_cohort):
     from gliomics.models import inference
-    from gliomics.stages.evaluate import cohort_patients, read_images
+    from gliomics.data.cohort_io import cohort_patients, read_images
 
     root, by_folder = cohort_patients(small_cohort, need_masks=True)
     images = read_images(next(iter(by_folder.values())), root)
@@ -122,7 +122,8 @@ def test_evaluate_writes_scores_and_logs(small_cohort, stub_model, tmp_path):
 def test_truth_as_prediction_scores_one(small_cohort, stub_model, tmp_path, monkeypatch):
     """With the model's prediction replaced by the truth, every score is perfect."""
     from gliomics.models import inference
-    from gliomics.stages.evaluate import cohort_patients, read_images, read_masks, run_evaluate
+    from gliomics.stages.evaluate import run_evaluate
+    from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
 
     root, by_folder = cohort_patients(small_cohort, need_masks=True)
     truth = {}
@@ -144,7 +145,7 @@ def test_evaluate_patient_subset_and_run_uri(small_cohort, tmp_path):
     import mlflow
 
     from gliomics import tracking
-    from gliomics.models.packaging import log_segmenter
+    from gliomics.training.export import log_segmenter
     from gliomics.stages.evaluate import run_evaluate
 
     tracking.ensure_experiment("train")
@@ -171,7 +172,7 @@ def test_segment_output_validates_and_feeds_features(small_cohort, stub_model, t
     from gliomics.config import FeaturesParams
     from gliomics.stages.features import run_features
     from gliomics.stages.segment import run_segment
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.validation.cohort import validate_cohort
 
     out = tmp_path / "segmented"
     summary = run_segment(small_cohort, stub_model, out)
@@ -242,7 +243,7 @@ def test_unresolvable_model_uri_lists_the_registry(small_cohort, tmp_path):
     import mlflow
 
     from gliomics import tracking
-    from gliomics.models.packaging import log_segmenter
+    from gliomics.training.export import log_segmenter
     from gliomics.stages.evaluate import run_evaluate
     from gliomics.stages.segment import run_segment
 

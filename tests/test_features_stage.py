@@ -8,7 +8,8 @@ import tifffile
 from gliomics.config import FeaturesParams
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.features import FEATURE_COLUMNS
-from gliomics.stages.features import feature_settings, run_features
+from gliomics.stages.features import run_features
+from gliomics.features.patient import feature_settings
 
 
 @pytest.fixture(scope="module")

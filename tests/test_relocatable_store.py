@@ -59,6 +59,7 @@ def test_a_copied_project_loads_its_runs_and_registered_models(tmp_path, monkeyp
     import mlflow
 
     from gliomics.models import packaging
+    from gliomics.training import export
     from gliomics.registry.listing import client
     from gliomics.registry.register import register_version
 
@@ -68,7 +69,7 @@ def test_a_copied_project_loads_its_runs_and_registered_models(tmp_path, monkeyp
     model, preprocessing, _ = packaging.load_segmenter(stub_segmenter)
     run_id = log_note_run(old)
     with mlflow.start_run(run_id=run_id):
-        packaging.log_segmenter(model, preprocessing, {"arch": "flair_stub"})
+        export.log_segmenter(model, preprocessing, {"arch": "flair_stub"})
     version = register_version(NAME, f"runs:/{run_id}/model", tags={"test_mean_dice_3d": 0.5})
     client().set_registered_model_alias(NAME, ALIAS, str(version["version"]))
     db = old / tracking.STORE_DIR / tracking.DB_FILE

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gliomics.stages.validate import validate_cohort
+from gliomics.validation.cohort import validate_cohort
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gliomics import __version__
+from gliomics import __version__, layout
 from gliomics.errors import GliomicsError, ValidationFailed
 
 #: Problems printed before the rest are summarised as a count.
@@ -129,17 +129,17 @@ def validate_out_dir(data, pipeline_data) -> str:
     (data.raw), else reports/validate-<folder name>, so that checking another folder never replaces (or, when
     it fails, deletes) the manifest the pipeline trains on."""
     if Path(data).resolve() == Path(pipeline_data).resolve():
-        return "reports/validate"
-    return f"reports/validate-{Path(data).resolve().name}"
+        return str(layout.VALIDATE)
+    return str(layout.validate_elsewhere(data))
 
 
 def cmd_validate(args) -> int:
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.stages.validate import run_validate
 
     params = _params(args)
     data = args.data or params.data.raw
     out = args.out or validate_out_dir(data, params.data.raw)
-    summary = validate_cohort(data, out, log_mlflow=not args.no_mlflow, profile=params.profile)
+    summary = run_validate(data, out, log_mlflow=not args.no_mlflow, profile=params.profile)
     for warning in summary.get("warnings", [])[:MAX_PROBLEMS_SHOWN]:
         print(f"warning: {warning}", file=sys.stderr)
     print(
@@ -167,7 +167,7 @@ def cmd_features(args) -> int:
 
     params = _params(args)
     data = args.data or params.data.raw
-    out = args.out or f"reports/features/features_{args.masks}.csv"
+    out = args.out or str(layout.features_table(args.masks))
     summary = run_features(data, args.masks, out, params.features, log_mlflow=not args.no_mlflow,
                            profile=params.profile)
     print(f"features: {summary['n_patients']} patients ({summary['n_ok']} ok) from {args.masks} masks "
@@ -204,13 +204,12 @@ def cmd_train(args) -> int:
 
     params = _params(args)
     settings = params.train_settings()
-    suffix = ""
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
-        suffix = f"-fold{args.fold}"
-    folders = {"out_dir": args.out or f"models/segmenter{suffix}",
-               "checkpoint_dir": args.checkpoints or f"checkpoints/train{suffix}",
-               "reports_dir": args.reports or f"reports/train{suffix}"}
+    suffix = layout.fold_suffix(args.fold)
+    folders = {"out_dir": args.out or f"{layout.SEGMENTER}{suffix}",
+               "checkpoint_dir": args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}",
+               "reports_dir": args.reports or f"{layout.TRAIN_REPORTS}{suffix}"}
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
                         log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, **folders)
     print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
@@ -250,7 +249,7 @@ def cmd_tune(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from gliomics.stages.split import patients_of_part
+    from gliomics.data.splits import patients_of_part
 
     params = _with_tta(_params(args), args)
     patients = patients_of_part(args.split, args.part) if args.split else None
@@ -258,7 +257,7 @@ def cmd_evaluate(args) -> int:
         return _evaluate_classifier(args, params, patients)
     from gliomics.stages.evaluate import run_evaluate
 
-    out = args.out or "reports/evaluate"
+    out = args.out or str(layout.EVALUATE)
     gate = {"gate": args.gate, "gate_threshold": params.segment.gate_threshold} if args.gate else {}
     summary = run_evaluate(args.data or params.data.raw, args.model, out, patients=patients,
                            post=params.post.as_post(), log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
@@ -290,7 +289,7 @@ def _evaluate_classifier(args, params, patients) -> int:
     if len(args.model) != 1 and not args.from_segmenter:
         raise GliomicsError("evaluate --task classifier: give one --model (ensembles are for segmenters)")
     model = args.model if args.from_segmenter else args.model[0]
-    out = args.out or "reports/classifier/evaluate"
+    out = args.out or str(layout.CLASSIFIER_EVALUATE)
     s = run_evaluate_classifier(args.data or params.data.raw, model, out, patients=patients,
                                 min_area_px=params.classifier_settings().min_area_px, threshold=args.threshold,
                                 log_mlflow=not args.no_mlflow, profile=params.profile,
@@ -460,9 +459,9 @@ def _add_cohort_args(p: argparse.ArgumentParser, *, manifest: bool = True, split
     """--data, and where the stage reads them, --manifest and --splits (the outputs of validate and split)."""
     _add_data_arg(p)
     if manifest:
-        p.add_argument("--manifest", default="reports/validate/manifest.csv", help="default: %(default)s")
+        p.add_argument("--manifest", default=str(layout.MANIFEST), help="default: %(default)s")
     if splits:
-        p.add_argument("--splits", default="reports/split/splits.csv", help="default: %(default)s")
+        p.add_argument("--splits", default=str(layout.SPLITS), help="default: %(default)s")
 
 
 def _add_no_mlflow_arg(p: argparse.ArgumentParser, what: str = "a run") -> None:
@@ -522,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Copy a cohort in the Kaggle layout (the download as is: kaggle_3m or the "
                        "folder above it) into DEST, replacing it atomically, then `dvc add DEST`.")
     p.add_argument("source", help="the Kaggle download (…/kaggle_3m or a folder containing it)")
-    p.add_argument("--dest", default="data/raw", help="default: %(default)s")
+    p.add_argument("--dest", default=str(layout.RAW), help="default: %(default)s")
     _add_force_arg(p)
     p.add_argument("--no-dvc", action="store_true", help="do not run `dvc add` afterwards")
     p.set_defaults(func=cmd_ingest)
@@ -540,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Split the validated cohort by patient into a test set and k folds, "
                        "stratified by histology (and institution where counts allow).")
     _add_cohort_args(p, splits=False)
-    p.add_argument("--out", default="reports/split", help="default: %(default)s")
+    p.add_argument("--out", default=str(layout.SPLIT), help="default: %(default)s")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_split)
 
@@ -557,9 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("associate", help="feature x genomic cluster association tests, ROC AUC, plots",
                        description="Exact Fisher-Freeman-Halton tests (median split), Kruskal-Wallis, one-vs-rest "
                        "2x2 tests, Bonferroni and FDR, ROC AUC with bootstrap CIs, per histological type.")
-    p.add_argument("--features", default="reports/features/features_truth.csv", help="default: %(default)s")
+    p.add_argument("--features", default=str(layout.features_table("truth")), help="default: %(default)s")
     p.add_argument("--clinical", help="data.csv (default: data.raw/data.csv from params)")
-    p.add_argument("--out", default="reports/associations/truth", help="default: %(default)s")
+    p.add_argument("--out", default=str(layout.associations("truth")), help="default: %(default)s")
     p.add_argument("--metrics", help="also write the headline numbers to this JSON file (for `dvc metrics`)")
     _add_force_arg(p)
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
@@ -606,8 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", default="low", help=argparse.SUPPRESS)
     p.add_argument("--worker-trials", type=int, help=argparse.SUPPRESS)
     p.add_argument("--parent-run-id", help=argparse.SUPPRESS)
-    p.add_argument("--store-root", default="data/arrays_tune", help=argparse.SUPPRESS)
-    p.add_argument("--work-dir", default="checkpoints/tune", help=argparse.SUPPRESS)
+    p.add_argument("--store-root", default=str(layout.ARRAYS_TUNE), help=argparse.SUPPRESS)
+    p.add_argument("--work-dir", default=str(layout.TUNE_CHECKPOINTS), help=argparse.SUPPRESS)
     _add_force_arg(p)
     p.set_defaults(func=cmd_tune)
 
@@ -655,11 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "validation ROC AUC of classifier.val_fold (never the test patients), checkpoint every "
                        "epoch, log everything to MLflow (experiment train_classifier).")
     _add_cohort_args(p)
-    p.add_argument("--out", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--out", default=str(layout.CLASSIFIER), help="local MLflow model folder (default: %(default)s)")
     _add_force_arg(p)
-    p.add_argument("--store", default="data/arrays", help="array store cache (default: %(default)s)")
-    p.add_argument("--reports", default="reports/classifier/train", help="default: %(default)s")
-    p.add_argument("--checkpoints", default="checkpoints/classifier", help="default: %(default)s")
+    p.add_argument("--store", default=str(layout.ARRAYS), help="array store cache (default: %(default)s)")
+    p.add_argument("--reports", default=str(layout.CLASSIFIER_TRAIN), help="default: %(default)s")
+    p.add_argument("--checkpoints", default=str(layout.CLASSIFIER_CHECKPOINTS), help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     p.add_argument("--steps", type=int, help="train exactly this many steps (a multiple of steps_per_epoch) instead "
                    "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
@@ -670,10 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Register the model of train-classifier (MODEL_JSON) as a new version of "
                        "gliomics-slice-classifier with the scores of `evaluate --task classifier` on the test "
                        "patients, write a model card, and promote it to @champion per register.promote.")
-    p.add_argument("--model-json", default="reports/classifier/train/model.json", help="default: %(default)s")
-    p.add_argument("--evaluation", default="reports/classifier/evaluate/summary.json", help="default: %(default)s")
+    p.add_argument("--model-json", default=str(layout.CLASSIFIER_TRAIN / "model.json"), help="default: %(default)s")
+    p.add_argument("--evaluation", default=str(layout.CLASSIFIER_EVALUATE / "summary.json"),
+                   help="default: %(default)s")
     p.add_argument("--data", help="cohort folder, for the data hash (default: data.raw from params)")
-    p.add_argument("--out", default="reports/classifier/register", help="default: %(default)s")
+    p.add_argument("--out", default=str(layout.CLASSIFIER_REGISTER), help="default: %(default)s")
     _add_promotion_args(p, MIRROR_DIR)
     p.set_defaults(func=cmd_register_classifier)
 
@@ -682,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Predict the validation patients (fold classifier.val_fold of SPLITS; never the "
                        "test part) with the model, choose the threshold per classifier.threshold (validation: the "
                        "most accurate one), and write a copy of the model folder that carries it.")
-    p.add_argument("--model", default="models/classifier", help="local MLflow model folder (default: %(default)s)")
+    p.add_argument("--model", default=str(layout.CLASSIFIER), help="local MLflow model folder (default: %(default)s)")
     _add_cohort_args(p, manifest=False)
     p.add_argument("--out", help="default: MODEL-calibrated")
     _add_force_arg(p)
@@ -692,9 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate best.json's model on the split's test patients, register it as a new "
                        f"version of {SEGMENTER} with provenance tags and a model card, then apply "
                        "register.promote (never, if_better, always).")
-    p.add_argument("--best", default="reports/tune/best.json", help="written by `gliomics tune` (default: %(default)s)")
+    p.add_argument("--best", default=str(layout.BEST), help="written by `gliomics tune` (default: %(default)s)")
     _add_cohort_args(p, manifest=False)
-    p.add_argument("--out", default="reports/register", help="default: %(default)s")
+    p.add_argument("--out", default=str(layout.REGISTER), help="default: %(default)s")
     _add_promotion_args(p, MIRROR_DIR)
     p.set_defaults(func=cmd_register)
 
@@ -720,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build reports/index.html from what the stages wrote (cohort, segmentation, "
                        "classifier, radiogenomics, truth vs predicted masks, methods); figures embedded, "
                        "sections not yet available say which command fills them.")
-    p.add_argument("--out", default="reports/index.html", help="default: %(default)s")
+    p.add_argument("--out", default=str(layout.STUDY_REPORT), help="default: %(default)s")
     p.add_argument("--reports", default="reports", help="folder of the stage reports (default: %(default)s)")
     _add_data_arg(p)
     p.add_argument("--no-overlays", action="store_true",
@@ -744,12 +744,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "models/pretrained/lgg-segmenter)")
     _add_tta_arg(p)
     p.add_argument("--gate", help="slice classifier URI: slices it calls tumour-free get empty masks")
-    p.add_argument("--reference", default="reports/features/features_truth.csv",
+    p.add_argument("--reference", default=str(layout.features_table("truth")),
                    help="reference cohort's features table (default: %(default)s)")
-    p.add_argument("--associations", default="reports/associations/truth",
+    p.add_argument("--associations", default=str(layout.associations("truth")),
                    help="the cohort's association results (default: %(default)s)")
     p.add_argument("--clinical", help="the reference cohort's data.csv (default: data.raw/data.csv from params)")
-    p.add_argument("--splits", default="reports/split/splits.csv",
+    p.add_argument("--splits", default=str(layout.SPLITS),
                    help="the reference keeps this split's training/validation patients, the data the model was "
                         "developed on (default: %(default)s; all patients of --reference when the file is absent)")
     p.set_defaults(func=cmd_analyze)
@@ -803,12 +803,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _describe_os_error(exc: Exception) -> str:
-    """``path: reason`` for an OSError (both paths of a rename), the message otherwise."""
+    """``path: reason`` for an OSError (both paths of a rename), the message otherwise; a missing file that a
+    pipeline stage writes also says which stage to run."""
     if isinstance(exc, OSError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n]
-        return f"{' -> '.join(names)}: {exc.strerror}" if names else exc.strerror
+        hint = _stage_hint(names[0]) if isinstance(exc, FileNotFoundError) and names else ""
+        return (f"{' -> '.join(names)}: {exc.strerror}" if names else exc.strerror) + hint
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _stage_hint(missing: str) -> str:
+    """``"; written by the DVC stage 'split': run `dvc repro split`"`` when ``missing`` (or a folder above it)
+    is an output of a stage in ./dvc.yaml; ``""`` otherwise."""
+    try:
+        import yaml
+
+        stages = yaml.safe_load(Path("dvc.yaml").read_text()).get("stages", {})
+        target = Path(missing).resolve()
+        for name, stage in stages.items():
+            for out in [*stage.get("outs", []), *stage.get("metrics", [])]:
+                path = Path(next(iter(out)) if isinstance(out, dict) else str(out)).resolve()
+                if target == path or path in target.parents:
+                    return f"; written by the DVC stage '{name}': run `dvc repro {name}`"
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return ""
 
 
 if __name__ == "__main__":

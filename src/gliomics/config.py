@@ -96,7 +96,7 @@ class TrainParams:
     model: dict = field(default_factory=lambda: {"arch": "plain_unet", "base_filters": 8, "depth": 3})
     #: Slices are resized to image_size x image_size (128 or 256 for real work).
     image_size: int = 64
-    #: Optional pre-filter at full resolution: none, median or gaussian (the thesis used both).
+    #: Optional pre-filter at full resolution: none, median or gaussian (the Kota (2024) thesis used both).
     prefilter: str = "none"
     batch_size: int = 8
     epochs: int = 3
@@ -106,7 +106,7 @@ class TrainParams:
     budget_minutes: float = 0.0
     #: Share of tumour slices in each training batch (most slices have no tumour).
     tumour_fraction: float = 0.5
-    #: bce_dice (the thesis), dice or focal_tversky.
+    #: bce_dice (the Kota (2024) thesis), dice or focal_tversky.
     loss: str = "bce_dice"
     learning_rate: float = 1e-3
     #: constant or cosine (decay to 0 over all steps).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -19,3 +20,12 @@ def progress(description: str, total: int) -> Iterator[Callable[[int, int], None
             bar.update(done - bar.n)
 
         yield update
+
+
+def epoch_line(section: str, epoch: int, epochs: int, row: dict, monitor: str, best: tuple[float, int]) -> str:
+    """One progress line per validated epoch (printed whether or not the output is a terminal)."""
+    loss = row.get("loss", math.nan)
+    score = row.get(monitor, math.nan)
+    return (f"{section}: epoch {epoch}/{epochs}  loss {float(loss):.4f}  {monitor} {float(score):.3f}  "
+            f"(best {best[0]:.3f} at epoch {best[1]})  {float(row.get('seconds', 0)):.0f}+"
+            f"{float(row.get('val_seconds', 0)):.0f} s")

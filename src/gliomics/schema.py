@@ -5,7 +5,7 @@ them; keeping the list in one light module lets the association stage know
 it without importing scikit-image and OpenCV.
 """
 
-#: The 14 features of the thesis, in its order, snake_case.
+#: The 14 features of the Kota (2024) thesis, in its order, snake_case.
 FEATURE_COLUMNS = (
     "angular_standard_deviation",
     "eccentricity",

@@ -15,6 +15,7 @@ the artifact locations that the database records (:func:`relocate`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -333,3 +334,21 @@ def stage_run(
 def optional_stage_run(log_mlflow: bool, stage: str, **kwargs):
     """:func:`stage_run` (``stage``, ``**kwargs``) when the stage logs to MLflow, else a context yielding None."""
     return stage_run(stage, **kwargs) if log_mlflow else nullcontext(None)
+
+
+def flatten_params(params) -> dict:
+    """TrainParams as flat ``train.<key>`` MLflow params (dicts become ``train.model.arch`` etc.)."""
+    flat = {}
+
+    def put(prefix, value):
+        if isinstance(value, dict):
+            if not value:
+                flat[prefix] = "{}"
+            for key, item in value.items():
+                put(f"{prefix}.{key}", item)
+        else:
+            flat[prefix] = value
+
+    for key, value in dataclasses.asdict(params).items():
+        put(f"train.{key}", value)
+    return flat

@@ -42,7 +42,7 @@ def constant_classifier(prob: float, size: int = SIZE):
 
 
 def save_classifier_stub(model, path: Path, size: int = SIZE) -> str:
-    from gliomics.stages.classifier import save_classifier
+    from gliomics.training.export import save_classifier
 
     save_classifier(model, Preprocessing(image_size=size), {"arch": "stub"}, path, min_area_px=1)
     return str(path)

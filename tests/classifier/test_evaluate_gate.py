@@ -94,7 +94,7 @@ def test_gated_probabilities_match_ungated_on_kept_slices(small_cohort, segmente
     from gliomics.models import inference
     from gliomics.models.gate import predict_patient_subset
     from gliomics.models.packaging import load_segmenter
-    from gliomics.stages.evaluate import cohort_patients, read_images
+    from gliomics.data.cohort_io import cohort_patients, read_images
 
     model, preprocessing, _ = load_segmenter(segmenter_stub)
     root, by_folder = cohort_patients(small_cohort, need_masks=False)
@@ -142,7 +142,7 @@ def test_gate_threshold_zero_means_the_classifiers_own(tmp_path):
     """segment.gate_threshold 0 (the default) uses the threshold stored with the classifier."""
     import gliomics.models.gate as gate_module
     from gliomics.models.preprocessing import Preprocessing
-    from gliomics.stages.classifier import save_classifier
+    from gliomics.training.export import save_classifier
 
     from .conftest import SIZE, constant_classifier
 

@@ -99,8 +99,8 @@ def test_stored_threshold_round_trips_and_evaluate_uses_it(small_cohort, tmp_pat
 def calibration_inputs(cohort_copy, tmp_path):
     """A flair stub validated on fold 0 (2 patients); the test patient's images are unreadable."""
     from gliomics.models.preprocessing import Preprocessing
-    from gliomics.stages.classifier import save_classifier
-    from gliomics.stages.evaluate import cohort_patients
+    from gliomics.training.export import save_classifier
+    from gliomics.data.cohort_io import cohort_patients
 
     _, by_folder = cohort_patients(cohort_copy, need_masks=True)
     folders = list(by_folder)
@@ -168,7 +168,7 @@ def test_calibrate_refuses_a_model_splits_mismatch(calibration_inputs, tmp_path,
 
     # A model validated on other patients (recorded by training) is refused too.
     from gliomics.models.preprocessing import Preprocessing
-    from gliomics.stages.classifier import save_classifier
+    from gliomics.training.export import save_classifier
 
     other = tmp_path / "other"
     save_classifier(attach_threshold(flair_classifier(), choice_at(0.4)), Preprocessing(image_size=64),

@@ -18,7 +18,7 @@ def bf16_model(tmp_path_factory):
     import tensorflow as tf
 
     from gliomics.models import build_under_policy
-    from gliomics.models.packaging import save_segmenter
+    from gliomics.training.export import save_segmenter
     from gliomics.models.preprocessing import Preprocessing
 
     config = {"arch": "plain_unet", "base_filters": 4, "depth": 2, "input_shape": [32, 32, 3]}
@@ -39,7 +39,8 @@ def _stored_dtypes(folder):
 
 def test_export_stores_16_bit_weights_and_computes_in_float32(bf16_model, tmp_path):
     from gliomics.models.inference import load_model
-    from gliomics.models.packaging import export_segmenter, load_segmenter
+    from gliomics.models.packaging import load_segmenter
+    from gliomics.training.export import export_segmenter
 
     storage = export_segmenter(bf16_model, tmp_path / "ship", release="test")
     assert _stored_dtypes(tmp_path / "ship") == {"float16"} and _stored_dtypes(bf16_model) == {"float32"}

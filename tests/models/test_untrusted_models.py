@@ -112,7 +112,7 @@ def test_a_model_of_the_other_task_is_refused_by_its_metadata(stub_segmenter, st
 
 
 def test_the_shipped_segmenter_records_its_task():
-    from gliomics.models.shipped import SHIPPED_SEGMENTER
+    from gliomics.registry.shipped import SHIPPED_SEGMENTER
 
     from tests.conftest import PROJECT
 

@@ -46,7 +46,7 @@ def fake_tune_trial(tmp_path: Path, bias: float, *, trial: int, val_dice: float,
     import mlflow
 
     from gliomics import tracking
-    from gliomics.models.packaging import log_segmenter
+    from gliomics.training.export import log_segmenter
 
     tracking.ensure_experiment("tune")
     with mlflow.start_run(run_name=f"trial {trial}") as run:
@@ -59,7 +59,7 @@ def fake_tune_trial(tmp_path: Path, bias: float, *, trial: int, val_dice: float,
         "n_trials": 4, "n_complete": 2, "n_pruned": 2, "n_failed": 0, "seconds": 1.0,
     }
     if local_copy:
-        from gliomics.stages.train import save_segmenter
+        from gliomics.training.export import save_segmenter
 
         best["model_dir"] = str(save_segmenter(flair_gate(bias), Preprocessing(image_size=SIZE),
                                                {"arch": "flair_gate"}, tmp_path / f"tuned{trial}"))

@@ -33,8 +33,9 @@ def stage_reports(tmp_path_factory, small_cohort, stub_segmenter) -> Path:
     from gliomics.stages.associate import run_associate
     from gliomics.stages.evaluate import run_evaluate
     from gliomics.stages.features import run_features
-    from gliomics.stages.split import patients_of_part, split_cohort
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.stages.split import split_cohort
+    from gliomics.data.splits import patients_of_part
+    from gliomics.validation.cohort import validate_cohort
 
     reports = tmp_path_factory.mktemp("project") / "reports"
     with pytest.MonkeyPatch.context() as mp:  # session fixtures run before the per-test MLflow isolation

@@ -136,7 +136,7 @@ def test_bad_input_gives_one_line_and_no_output(problem, patient_dir, stub_segme
 
 
 def test_no_champion_and_no_shipped_model(patient_dir, tmp_path, capsys, monkeypatch):
-    import gliomics.models.shipped as shipped
+    import gliomics.registry.shipped as shipped
 
     monkeypatch.setattr(shipped, "SHIPPED_SEGMENTER", tmp_path / "absent")
     out = tmp_path / "out"
@@ -147,7 +147,7 @@ def test_no_champion_and_no_shipped_model(patient_dir, tmp_path, capsys, monkeyp
 
 
 def test_no_champion_uses_the_shipped_model_and_says_so(patient_dir, tmp_path, capsys):
-    from gliomics.models.shipped import SHIPPED_SEGMENTER, locate
+    from gliomics.registry.shipped import SHIPPED_SEGMENTER, locate
 
     if not (locate(SHIPPED_SEGMENTER) / "MLmodel").is_file():
         pytest.skip("the shipped segmenter is not in this checkout")
@@ -169,7 +169,7 @@ def test_failure_after_segmentation_leaves_no_partial_output(patient_dir, stub_s
     def broken(*args, **kwargs):
         raise GliomicsError("disk full")
 
-    monkeypatch.setattr("gliomics.stages.segment.write_mask", broken)
+    monkeypatch.setattr("gliomics.data.slices.write_mask", broken)
     with pytest.raises(GliomicsError, match="disk full"):
         analyze.run_analyze(patient_dir, out, params_from_dict({}), model_uri=stub_segmenter,
                             reference_csv=tmp_path / "none.csv")

@@ -49,10 +49,11 @@ def test_registry_alias_loads_directly(monkeypatch):
 
     from gliomics import tracking
     from gliomics.models import packaging
+    from gliomics.training import export
 
     tracking.ensure_experiment("train")
     with mlflow.start_run():
-        packaging.log_segmenter(flair_stub(), Preprocessing(image_size=SIZE, threshold=0.4), {"arch": "flair_stub"},
+        export.log_segmenter(flair_stub(), Preprocessing(image_size=SIZE, threshold=0.4), {"arch": "flair_stub"},
                                 registered_model_name="glioma")
     mlflow.MlflowClient().set_registered_model_alias("glioma", "champion", "1")
     expected = np.asarray(flair_stub()(_inputs(), training=False))

@@ -180,7 +180,7 @@ def test_the_reader_and_validate_refuse_the_same_slices(damage, damaged):
 
 def test_the_pristine_cohort_passes_reader_and_validate(pristine, tmp_path):
     from gliomics.data.slices import read_image, read_mask
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.validation.cohort import validate_cohort
 
     for path in sorted(pristine.glob("TCGA_*/*.tif")):
         array = (read_mask if path.name.endswith("_mask.tif") else read_image)(path)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from gliomics.errors import GliomicsError
-from gliomics.stages.train import check_store_patients, store_prefilter
+from gliomics.training.store import check_store_patients, store_prefilter
 
 
 def test_patients_missing_from_the_store_are_named_with_the_split_file():

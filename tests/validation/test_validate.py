@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from gliomics.errors import GliomicsError, ValidationFailed
-from gliomics.stages.validate import validate_cohort
+from gliomics.validation.cohort import validate_cohort
 
 
 def _first_folder(root):

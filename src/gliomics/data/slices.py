@@ -94,3 +94,10 @@ def read_masks(paths: Iterable[str | Path]) -> np.ndarray:
     :func:`read_mask`."""
     masks = [read_mask(path) > 0 for path in paths]
     return np.stack(masks) if masks else np.zeros((0, *MASK_SHAPE), bool)
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, (np.asarray(mask, dtype=bool).astype(np.uint8) * 255), photometric="minisblack",
+                     metadata=None, software=False)

@@ -1,7 +1,7 @@
 """Patient-level splits: an internal test set and k cross-validation folds.
 
 Slices of one patient are strongly correlated; a slice-level split leaks
-patients between training and evaluation (the thesis' split did, and its
+patients between training and evaluation (the Kota (2024) thesis' split did, and its
 accuracy is optimistic for it). Here every split unit is a patient.
 
 Stratification: by histological type and, where every stratum still has at
@@ -13,7 +13,11 @@ Strata too small for that fall back to histology alone, then to one
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from gliomics.errors import GliomicsError
 
 TEST = "test"
 
@@ -100,3 +104,36 @@ def _stratify_or_none(labels: list[str], n_test: int):
     if min(coarse_counts.values()) >= 2 and len(coarse_counts) <= n_test:
         return coarse
     return None
+
+
+def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
+    """(training, validation) patients of a split table; the test part is never included."""
+    import pandas as pd
+
+    splits = pd.read_csv(splits_csv)
+    missing = {"patient", "part", "fold"} - set(splits.columns)
+    if missing:
+        raise GliomicsError(f"{splits_csv}: missing column(s) {', '.join(sorted(missing))}")
+    cv = splits[splits["part"] != "test"]
+    val = sorted(cv.loc[cv["fold"] == val_fold, "patient"].astype(str))
+    train = sorted(cv.loc[cv["fold"] != val_fold, "patient"].astype(str))
+    if not val:
+        folds = sorted(int(f) for f in cv["fold"].unique())
+        raise GliomicsError(f"{splits_csv}: no patients in fold {val_fold} (folds: {folds}); set train.val_fold")
+    if not train:
+        raise GliomicsError(f"{splits_csv}: no training patients outside fold {val_fold}")
+    return train, val
+
+
+def patients_of_part(splits_csv: str | Path, part: str) -> list[str]:
+    """The patients of one part (``test``, ``fold0``…) of a ``splits.csv``."""
+    import pandas as pd
+
+    path = Path(splits_csv)
+    if not path.exists():
+        raise GliomicsError(f"{path}: missing; run `gliomics split` first")
+    splits = pd.read_csv(path)
+    chosen = splits.loc[splits["part"] == part, "patient"].tolist()
+    if not chosen:
+        raise GliomicsError(f"{path}: no patients in part {part!r} (parts: {', '.join(sorted(splits['part'].unique()))})")
+    return chosen

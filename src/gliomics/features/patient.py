@@ -34,21 +34,9 @@ import numpy as np
 from gliomics.schema import FEATURE_COLUMNS
 
 from ._utils import as_mask, bbox_slices
-from .shape2d import (
-    ASD_BINS,
-    CONVEXITY_DEFECT_MIN_DEPTH,
-    MF_WINDOW,
-    SHAPE2D_COLUMNS,
-    shape2d_features,
-)
+from .shape2d import ASD_BINS, CONVEXITY_DEFECT_MIN_DEPTH, MF_WINDOW, SHAPE2D_COLUMNS, shape2d_features
 from .shape3d import DEFAULT_SPACING, SHAPE3D_COLUMNS, shape3d_features
-from .texture import (
-    DEFAULT_ANGLES,
-    DEFAULT_DISTANCES,
-    DEFAULT_N_BINS,
-    GLCM_COLUMNS,
-    glcm_features,
-)
+from .texture import DEFAULT_ANGLES, DEFAULT_DISTANCES, DEFAULT_N_BINS, GLCM_COLUMNS, glcm_features
 
 __all__ = [
     "ALL_COLUMNS",
@@ -182,3 +170,17 @@ def patient_features(
     bad = [c for c in _NUMERIC if not math.isfinite(row[c])]
     row["status"] = "ok" if not bad else "undefined: " + ", ".join(bad)
     return {c: row[c] for c in ALL_COLUMNS}
+
+
+def feature_settings(params) -> dict:
+    """``params.yaml``'s ``features`` (a :class:`gliomics.config.FeaturesParams`) → keyword arguments of
+    :func:`patient_features`."""
+    return {
+        "spacing": (params.slice_spacing_ratio, 1.0, 1.0),
+        "channel": params.channel,
+        "distances": tuple(params.glcm_distances),
+        "angles": tuple(math.radians(a) for a in params.glcm_angles_deg),
+        "symmetric": params.glcm_symmetric,
+        "n_bins": None if params.glcm_bin_width > 0 else params.glcm_n_bins,
+        "bin_width": params.glcm_bin_width if params.glcm_bin_width > 0 else None,
+    }

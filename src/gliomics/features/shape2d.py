@@ -225,7 +225,7 @@ def angular_standard_deviation(mask, *, n_bins: int = ASD_BINS) -> float:
     (2017) and Buda et al. (2019) on the slice of largest tumour area. The
     papers describe the procedure in words only; the sector count and the
     normalisation by the mean radius are our documented choices and are
-    parameters. (The thesis histograms peaking at ASD = 1.8 for every
+    parameters. (The Kota (2024) thesis histograms peaking at ASD = 1.8 for every
     group match the standard deviation of the *polar angles* of the
     boundary points, pi/sqrt(3) = 1.81 for any star-shaped outline, which
     carries no shape information; we do not reproduce that.)
@@ -600,7 +600,7 @@ def aspect_ratio(mask) -> float:
         \mathrm{AR} = w / h
 
     with :math:`w` the number of columns and :math:`h` the number of rows
-    spanned by the tumour (the ``cv2.boundingRect`` convention the thesis
+    spanned by the tumour (the ``cv2.boundingRect`` convention the Kota (2024) thesis
     describes: "ratio of the width to the height of the bounding box").
     1 for a square; depends on the orientation of the tumour in the image.
 

@@ -25,7 +25,7 @@ mu_j, sigma_j the means and standard deviations of its two marginals:
 .. warning::
    ``glcm_energy`` is scikit-image's ``energy``, the **square root** of the
    angular second moment. What IBSI calls *energy* and PyRadiomics calls
-   *JointEnergy* is the ASM itself, our ``glcm_asm``. The thesis formula
+   *JointEnergy* is the ASM itself, our ``glcm_asm``. The Kota (2024) thesis formula
    ("Energy = sum of squared elements") is the ASM; its table, computed
    with ``graycoprops(..., "energy")``, most likely holds the square root.
    Both columns are written so that nobody has to guess.

@@ -32,7 +32,7 @@ included in number and shape):
 
 * ``activation`` (:data:`CLASSIFIER_ACTIVATIONS`): every hidden activation:
   the stem's, the one inside each block and the one after each residual
-  addition. ``sigmoid`` is allowed here (the thesis compared it), unlike in
+  addition. ``sigmoid`` is allowed here (the Kota (2024) thesis compared it), unlike in
   the segmenter's search space, where a sigmoid marks a gate that
   :mod:`gliomics.models.swap` keeps. The output sigmoid is never changed.
 * ``stem_pooling`` (``max``/``avg``): the stem's 3x3 stride-2 pooling,

@@ -141,3 +141,16 @@ def patient_probabilities(model, preprocessing, images: np.ndarray, gate: SliceG
 
         return predict_patient(model, preprocessing, images, batch_size=batch_size)
     return gate.segment_probabilities(model, preprocessing, images, batch_size=batch_size)
+
+
+def load_segmentation_models(model_uri, post: dict | None, gate: str | None, gate_threshold: float | None):
+    """The segmenter at ``model_uri`` (one URI, or several: their ensemble), its post-processing settings
+    (``tta`` wraps it in flip test-time augmentation) and the optional slice gate:
+    (segmenter, preprocessing, settings, slice_gate or None)."""
+    from gliomics.models import inference
+
+    tta = bool(inference.post_settings(post).get("tta"))
+    model, preprocessing, _ = inference.load_segmenters(model_uri, tta=tta)
+    settings = inference.post_settings(post, preprocessing)
+    slice_gate = load_gate(gate, gate_threshold) if gate else None
+    return model, preprocessing, settings, slice_gate

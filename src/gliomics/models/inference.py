@@ -21,7 +21,7 @@ Used by ``gliomics evaluate``, ``gliomics segment`` and ``gliomics analyze``
   the probabilities back to the slices' own size.
 * :func:`segment_volume` turns the probability volume into a boolean mask:
   threshold, holes filled per slice, largest 3D connected component
-  (:func:`gliomics.training.metrics.postprocess`), each switchable through
+  (:func:`gliomics.models.postprocess.postprocess`), each switchable through
   the ``post`` settings (:data:`POST_DEFAULTS`).
 
 Image size: the commands (``evaluate``, ``segment``, ``analyze``) read their
@@ -320,8 +320,10 @@ def predict_patient(model, preprocessing, images: np.ndarray, *, batch_size: int
 
 def segment_volume(prob: np.ndarray, preprocessing=None, post: dict | None = None) -> np.ndarray:
     """Boolean mask volume from probabilities ``(n, H, W)`` with the ``post`` settings."""
-    from gliomics.training.metrics import postprocess
+    from gliomics.models.postprocess import postprocess
 
     settings = post_settings(post, preprocessing)
     return postprocess(prob, threshold=settings["threshold"], largest_component=settings["largest_component"],
                        fill_holes=settings["fill_holes"])
+
+

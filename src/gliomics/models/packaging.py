@@ -10,7 +10,6 @@ URI: ``runs:/<id>/model``, ``models:/<name>/<version>``,
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 from gliomics import io
@@ -26,33 +25,11 @@ INPUT_CONTRACT = {"slice": "256x256x3 uint8", "channels": ["pre-contrast", "FLAI
 
 
 def custom_objects() -> dict:
-    """Every custom layer, loss and metric a saved gliomics model may reference."""
+    """Every custom layer a saved gliomics model may reference, by name (loading is uncompiled: no losses or
+    metrics are needed)."""
     from gliomics.models import custom_objects as model_objects
-    from gliomics.training.losses import custom_objects as loss_objects
 
-    return {**model_objects(), **loss_objects()}
-
-
-@contextmanager
-def validating_own_pickles():
-    """While MLflow logs a model this process just built: its pickled custom objects may be read back.
-
-    ``log_model`` checks the input example by loading the model through pyfunc, which unpickles the custom
-    objects it has just written; gliomics turns pickle deserialisation off in its process (models from elsewhere
-    must never run code), so that check would fail with a warning. These pickles are our own, written a moment
-    ago by this process, so the check is allowed for the duration of the call.
-    """
-    import os
-
-    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
-    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
-        else:
-            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
+    return model_objects()
 
 
 def model_metadata(preprocessing: Preprocessing, model_config: dict, *, task: str = SEGMENTER_TASK, **extra) -> dict:
@@ -71,73 +48,6 @@ def check_task(metadata: dict, expected: str, name: str) -> None:
                 SEGMENTER_TASK: "; score its slices with evaluate --task classifier --from-segmenter"}
         raise GliomicsError(f"{name}: not a {label.get(expected, expected)}: its metadata says "
                             f"{label.get(task, task)}{hint.get(task, '')}")
-
-
-def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, name: str = "model",
-                  registered_model_name: str | None = None, **extra_metadata):
-    """Log ``model`` to the active MLflow run with signature, input example and metadata."""
-    import mlflow
-    import numpy as np
-    from mlflow.models import infer_signature
-
-    size = preprocessing.image_size
-    example = np.zeros((1, size, size, 3), dtype=np.float32)
-    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    # custom_objects are pickled for MLflow's pyfunc (opt-in, see load_segmenter); gliomics loads by name.
-    with validating_own_pickles():
-        return mlflow.tensorflow.log_model(
-            model,
-            name=name,
-            custom_objects=custom_objects(),
-            signature=signature,
-            input_example=example,
-            metadata=model_metadata(preprocessing, model_config, **extra_metadata),
-            registered_model_name=registered_model_name,
-        )
-
-
-def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
-    """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
-    import mlflow
-    import numpy as np
-    from mlflow.models import infer_signature
-
-    size = preprocessing.image_size
-    example = np.zeros((1, size, size, 3), dtype=np.float32)
-    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
-    with io.atomic_path(path) as tmp:
-        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
-                                     input_example=example,
-                                     metadata=model_metadata(preprocessing, model_config, **extra_metadata))
-    return Path(path)
-
-
-def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> dict:
-    """Copy the segmenter at ``source`` (a model URI or folder) to the local folder ``target`` for shipping:
-    rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy would otherwise compute in
-    bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times slower), its metadata kept plus
-    ``extra_metadata``, and with ``half`` its weights stored in 16 bits (:func:`store_weights_in_16_bits`).
-    The pickled custom objects MLflow writes beside the model (``data/*.cloudpickle``) are left out: gliomics
-    registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
-    Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
-    """
-    from gliomics.models import build_under_policy
-    from gliomics.models.inference import load_model
-
-    model, preprocessing, metadata = load_model(str(source))
-    config = dict(metadata.get("model_config") or {})
-    if not config:
-        raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it for export")
-    rebuilt = build_under_policy(config, "float32")
-    rebuilt.set_weights(model.get_weights())
-    kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
-    save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",
-                                                               "stored_weights": "float16" if half else "float32"})
-    for pickled in (Path(target) / "data").glob("*.cloudpickle"):
-        pickled.unlink()
-    storage = store_weights_in_16_bits(target) if half else {}
-    storage["folder_bytes"] = sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
-    return storage
 
 
 def load_segmenter(uri: str):

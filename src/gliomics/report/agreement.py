@@ -35,7 +35,7 @@ def icc_3_1(ratings) -> float:
     (BMS: between targets, EMS: residual). Shrout & Fleiss' Table 2 data
     give 0.71. NaN when the denominator vanishes (no variance at all).
     """
-    from gliomics.stages.associate import icc_2_1
+    from gliomics.stats.agreement import icc_2_1
 
     res = icc_2_1(ratings)
     k = res["k"]
@@ -54,7 +54,7 @@ def agreement_table(truth, predicted, columns, *, min_pairs: int = 3):
     """
     import pandas as pd
 
-    from gliomics.stages.associate import icc_2_1
+    from gliomics.stats.agreement import icc_2_1
 
     both = truth[["patient", *columns]].merge(predicted[["patient", *columns]], on="patient",
                                               suffixes=("_truth", "_predicted"))

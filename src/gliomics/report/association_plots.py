@@ -4,7 +4,7 @@ Pure functions: tables in, :class:`matplotlib.figure.Figure` out. Figures are
 built with the object-oriented API (no ``pyplot``: no GUI backend, no global
 state; rendering uses the Agg canvas) and written by :func:`save_figure`.
 
-* :func:`cluster_histograms` -- the thesis' Figures 31-36 made readable:
+* :func:`cluster_histograms` -- the Kota (2024) thesis' Figures 31-36 made readable:
   small multiples, one row per cluster family (or extra outcome), one column
   per feature, in each cell one histogram per cluster level (share of the
   level's patients, so that small levels are not drowned by large ones),

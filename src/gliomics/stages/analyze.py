@@ -10,7 +10,7 @@ ignored). The command
    :class:`GliomicsError` line;
 2. loads the segmenter (default: the registry's champion when it was trained
    on real data, else the shipped ``models/pretrained/lgg-segmenter``; see
-   :mod:`gliomics.models.shipped`; the report says which and why) and, with ``--gate``, the
+   :mod:`gliomics.registry.shipped`; the report says which and why) and, with ``--gate``, the
    slice classifier, whose "no tumour" slices get empty masks;
 3. segments the slices (:mod:`gliomics.models.inference`, post-processing
    from ``params.yaml``), extracts the features
@@ -174,11 +174,20 @@ def development_patients(reference, splits_csv: Path | None):
 def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Path | None):
     import pandas as pd
 
-    def read(path):
-        try:
-            return pd.read_csv(path) if path is not None and Path(path).is_file() else None
-        except (OSError, ValueError):
+    def read(path, required=()):
+        """The table at ``path``; None when it does not exist (the report then says which command makes it);
+        one line when it exists but is not the expected table."""
+        if path is None or not Path(path).exists():
             return None
+        try:
+            table = pd.read_csv(path)
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise GliomicsError(f"{path}: not a CSV table ({str(error).splitlines()[0][:120]})") from None
+        missing = [column for column in required if column not in table.columns]
+        if missing:
+            raise GliomicsError(f"{path}: no column {', '.join(missing)}; expected the output of "
+                                f"`gliomics {'features' if 'patient' in required else 'associate'}`")
+        return table
 
     clinical = None
     if clinical_csv is not None and Path(clinical_csv).is_file():
@@ -188,7 +197,8 @@ def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Pat
             clinical = read_clinical(Path(clinical_csv))
         except GliomicsError:
             clinical = None
-    return read(reference_csv), read(associations / "tests.csv"), read(associations / "roc_auc.csv"), clinical
+    return (read(reference_csv, ("patient",)), read(associations / "tests.csv", ("feature",)),
+            read(associations / "roc_auc.csv", ("feature",)), clinical)
 
 
 def render_patient_report(folder: str, images, masks, row: dict, *, summary: dict, reference, tests, roc, clinical,
@@ -294,12 +304,12 @@ def prepare_analyzer(params, *, model_uri=None, gate_uri: str | None = None,
     """Load the segmenter (and gate) and the reference tables once, for one patient or many.
 
     ``model_uri``: one segmenter URI or several (an ensemble); None chooses
-    (:func:`gliomics.models.shipped.choose_segmenter`: a champion trained on real data, else the shipped
+    (:func:`gliomics.registry.shipped.choose_segmenter`: a champion trained on real data, else the shipped
     segmenter), and ``model_reason`` says why that model.
     """
-    from gliomics.models.shipped import choose_segmenter
-    from gliomics.stages.evaluate import load_segmentation_models
-    from gliomics.stages.features import feature_settings
+    from gliomics.registry.shipped import choose_segmenter
+    from gliomics.models.gate import load_segmentation_models
+    from gliomics.features.patient import feature_settings
 
     choice = choose_segmenter(model_uri)
     for uri in ([choice.uri] if isinstance(choice.uri, (str, Path)) else choice.uri):
@@ -330,7 +340,7 @@ def analyze_patient(analyzer: Analyzer, input_dir: Path, out_dir: Path, slices, 
     from gliomics.features import ALL_COLUMNS, patient_features
     from gliomics.models import inference
     from gliomics.models.gate import patient_probabilities
-    from gliomics.stages.segment import write_mask
+    from gliomics.data.slices import write_mask
 
     started = time.perf_counter()
     images = read_slices(slices)
@@ -376,7 +386,7 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
     """Analyse one patient's folder; write ``out_dir`` (atomically); return a summary.
 
     ``model_uri``: one segmenter URI or several (an ensemble); None chooses
-    (:func:`gliomics.models.shipped.choose_segmenter`: a champion trained on real data, else the shipped
+    (:func:`gliomics.registry.shipped.choose_segmenter`: a champion trained on real data, else the shipped
     segmenter), and the summary's ``model_reason`` says why that model.
     """
     from gliomics.progress import progress

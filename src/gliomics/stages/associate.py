@@ -16,7 +16,7 @@ and only then writes, as one atomic swap of ``out_dir``:
     test that could not be run.
 ``significance_<group>.csv`` / ``significance_fdr_<group>.csv``
     features x families, Bonferroni- (resp. FDR-) corrected p of the
-    Freeman-Halton tests: the shape of the thesis' Tables 10-12 (blank =
+    Freeman-Halton tests: the shape of the Kota (2024) thesis' Tables 10-12 (blank =
     not tested; the reason is in ``tests.csv``).
 ``roc_auc.csv``, ``roc_auc_top.csv``
     one-vs-rest ROC AUC of every cluster level x feature with a stratified
@@ -43,7 +43,7 @@ per problem.
 
 Features analysed (no parameter): the 14 thesis features
 (:data:`THESIS_FEATURES`) when the table has them -- the confirmatory
-analysis that Tables 10-13 of the thesis report, whose Bonferroni family
+analysis that Tables 10-13 of the Kota (2024) thesis report, whose Bonferroni family
 would be diluted ~2.5-fold by the 23 extra descriptors of the features
 table (slice means, 3D descriptors, ``glcm_asm``), most of them variants of
 the same 14 quantities; the extra columns stay in the features table for
@@ -52,7 +52,7 @@ is analysed on all its numeric columns except the bookkeeping ones
 (:data:`NOT_FEATURES`); a table with only some of them is rejected.
 
 Counts in the summary: ``n_tests`` and ``n_significant_*`` count the
-Fisher-Freeman-Halton tests (the thesis' test, the cells of the
+Fisher-Freeman-Halton tests (the Kota (2024) thesis' test, the cells of the
 significance tables); ``by_test`` gives the same counts for each kind.
 """
 
@@ -64,8 +64,9 @@ from pathlib import Path
 
 from gliomics import io
 from gliomics.config import AssociateParams
-from gliomics.schema import FEATURE_COLUMNS
 from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.schema import FEATURE_COLUMNS
+from gliomics.stats.agreement import icc_2_1
 
 TESTS = "tests.csv"
 ROC = "roc_auc.csv"
@@ -77,9 +78,9 @@ AGREEMENT_TESTS = "agreement_tests.csv"
 GX_RESULTS = "gx_results.json"
 FAILED = "validation_failed.json"
 
-#: Significance level for the counts and the figures (the thesis' 0.05).
+#: Significance level for the counts and the figures (the Kota (2024) thesis' 0.05).
 ALPHA = 0.05
-#: The 14 features of the thesis (the features stage writes them).
+#: The 14 features of the Kota (2024) thesis (the features stage writes them).
 THESIS_FEATURES = FEATURE_COLUMNS
 #: Columns of a features table that are never analysed.
 NOT_FEATURES = ("patient", "histological_type", "largest_slice", "tumour_voxels", "status")
@@ -216,65 +217,6 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------- ICC
-def icc_2_1(ratings, confidence_level: float = 0.95) -> dict:
-    """ICC(2,1) of Shrout & Fleiss (1979): two-way random effects, absolute
-    agreement, single measure.
-
-    ``ratings`` is n targets x k judges (here: patients x {truth, predicted}).
-    With the two-way ANOVA mean squares BMS (targets), JMS (judges) and EMS
-    (residual),
-
-    .. math::  ICC(2,1) = \\frac{BMS - EMS}{BMS + (k-1) EMS + k (JMS - EMS) / n}
-
-    and the confidence interval of Shrout & Fleiss (their eq. for ICC(2,1),
-    Satterthwaite degrees of freedom ``v``; = McGraw & Wong 1996, ICC(A,1)).
-    ``F = BMS/EMS`` tests ICC = 0 on (n-1, (n-1)(k-1)) df.
-
-    Shrout, P. E. & Fleiss, J. L. (1979). Intraclass correlations: uses in
-    assessing rater reliability. *Psychological Bulletin* 86, 420-428.
-    """
-    import numpy as np
-    from scipy.stats import f as f_dist
-
-    y = np.asarray(ratings, dtype=float)
-    if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 2:
-        raise ValueError("ratings must be n >= 2 targets x k >= 2 judges")
-    if not np.isfinite(y).all():
-        raise ValueError("ratings must be finite")
-    n, k = y.shape
-    grand = y.mean()
-    ss_rows = k * ((y.mean(axis=1) - grand) ** 2).sum()
-    ss_cols = n * ((y.mean(axis=0) - grand) ** 2).sum()
-    ss_err = ((y - grand) ** 2).sum() - ss_rows - ss_cols
-    df_err = (n - 1) * (k - 1)
-    bms, jms, ems = ss_rows / (n - 1), ss_cols / (k - 1), max(ss_err, 0.0) / df_err
-    wms = (ss_cols + max(ss_err, 0.0)) / (n * (k - 1))
-    out = dict(n=n, k=k, bms=bms, jms=jms, ems=ems, wms=wms, icc=math.nan, ci_low=math.nan,
-               ci_high=math.nan, F=math.nan, df1=n - 1, df2=df_err, p=math.nan)
-    denom = bms + (k - 1) * ems + k * (jms - ems) / n
-    if denom <= 0:
-        return out
-    icc = (bms - ems) / denom
-    out["icc"] = icc
-    if ems <= 0:
-        return out
-    fval = bms / ems
-    out["F"] = fval
-    out["p"] = float(f_dist.sf(fval, n - 1, df_err))
-    alpha = 1 - confidence_level
-    fj = jms / ems
-    a = k * icc * fj + n * (1 + (k - 1) * icc) - k * icc
-    v_num = df_err * a**2
-    v_den = (n - 1) * k**2 * icc**2 * fj**2 + (n * (1 + (k - 1) * icc) - k * icc) ** 2
-    if v_den > 0 and v_num > 0:
-        v = v_num / v_den
-        f_up = f_dist.ppf(1 - alpha / 2, n - 1, v)
-        f_lo = f_dist.ppf(1 - alpha / 2, v, n - 1)
-        common = k * jms + (k * n - k - n) * ems
-        low = n * (bms - f_up * ems) / (f_up * common + n * bms)
-        high = n * (f_lo * bms - ems) / (common + n * f_lo * bms)
-        out["ci_low"], out["ci_high"] = float(min(low, icc)), float(max(high, icc))
-    return out
 
 
 def agreement_tables(truth, predicted, clinical, columns, outcomes, params: AssociateParams, truth_tests):
@@ -339,14 +281,8 @@ def agreement_tables(truth, predicted, clinical, columns, outcomes, params: Asso
 # --------------------------------------------------------------------- analysis
 def analyse(features, clinical, columns: list[str], outcomes: list[str], params: AssociateParams) -> dict:
     """All tables of the stage (pure: no files)."""
-    from gliomics.stats import (
-        DEFAULT_GROUPS,
-        association_tests,
-        merge_cohort,
-        roc_auc_table,
-        significance_matrix,
-        top_auc,
-    )
+    from gliomics.stats import (DEFAULT_GROUPS, association_tests, merge_cohort, roc_auc_table, significance_matrix,
+                                top_auc)
     from gliomics.stats.cohort import group_mask
 
     try:
@@ -442,7 +378,7 @@ def _summary(result: dict, features, clinical, columns, choice, outcomes, params
         "correction": {
             "family": params.correction_family,
             "definition": CORRECTION_DEFINITIONS[params.correction_family],
-            "methods": "Bonferroni (p_bonferroni, as the thesis) and Benjamini-Hochberg FDR (p_fdr), "
+            "methods": "Bonferroni (p_bonferroni, as the Kota (2024) thesis) and Benjamini-Hochberg FDR (p_fdr), "
                        "statsmodels multipletests, over the tests actually run; m_tests in tests.csv gives "
                        "the family size",
         },
@@ -515,9 +451,9 @@ def _flat_params(params: AssociateParams) -> dict:
 
 def _log(out_dir: Path, clinical_csv: Path, params: AssociateParams, summary: dict, profile, *,
          failed: bool) -> None:
-    from gliomics.tracking import stage_run
-
     import mlflow
+
+    from gliomics.tracking import stage_run
 
     logged = _flat_params(params) | {"features_csv": summary.get("features_csv"),
                                      "clinical_csv": str(clinical_csv)}

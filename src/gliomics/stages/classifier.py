@@ -2,7 +2,7 @@
 
 Settings: ``classifier.<profile>`` in params.yaml
 (:class:`gliomics.config.ClassifierParams`). Patients exactly as for the
-segmenter (:func:`gliomics.stages.train.split_patients`): the split's folds
+segmenter (:func:`gliomics.data.splits.split_patients`): the split's folds
 other than ``val_fold`` train, fold ``val_fold`` validates and selects the
 best epoch (validation ROC AUC), the ``test`` part is never read. Slices come
 from the cached array store (no tif is decoded twice); labels are
@@ -57,10 +57,9 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from gliomics import io
 from gliomics.errors import GliomicsError
+from gliomics.training.export import TASK, log_classifier, save_classifier
 
 EXPERIMENT = "train_classifier"
 MODEL_JSON = "model.json"
@@ -68,93 +67,20 @@ REGISTERED = "registered.json"
 MODEL_CARD = "model_card.md"
 #: evaluate --task classifier summary keys stored as ``test_<key>`` version tags.
 TEST_SCORES = ("roc_auc", "accuracy", "f1", "sensitivity", "specificity", "precision")
-TASK = "classifier"
 EPOCH_METRICS = ("loss", "accuracy", "roc_auc", "val_roc_auc", "val_accuracy", "val_f1", "val_loss", "lr",
                  "seconds", "val_seconds")
 
 
 def flatten_classifier_params(params) -> dict:
     """ClassifierParams as flat ``classifier.<key>`` MLflow params."""
-    from gliomics.stages.train import flatten_params
+    from gliomics.tracking import flatten_params
 
     return {"classifier." + key.split(".", 1)[1]: value for key, value in flatten_params(params).items()}
 
 
-def _signature(size: int):
-    from mlflow.models import infer_signature
-
-    example = np.zeros((1, size, size, 3), dtype=np.float32)
-    return example, infer_signature(example, np.zeros((1, 1), dtype=np.float32))
-
-
-def classifier_metadata(preprocessing, model_config: dict, min_area_px: int, **extra) -> dict:
-    from gliomics.models.packaging import model_metadata
-
-    return model_metadata(preprocessing, model_config, task=TASK, min_area_px=int(min_area_px), **extra)
-
-
-def _with_threshold(model, preprocessing, extra: dict):
-    """``(preprocessing, extra)`` with the threshold that training attached to ``model``, if any."""
-    import dataclasses
-
-    from gliomics.training.classification import attached_threshold
-
-    choice = attached_threshold(model)
-    if choice is None:
-        return preprocessing, extra
-    return (dataclasses.replace(preprocessing, threshold=choice.threshold),
-            {**extra, "threshold_selection": choice.to_dict()})
-
-
-def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_px: int, **extra) -> Path:
-    """Save ``model`` as a local MLflow model folder at ``path`` (atomically).
-
-    A threshold that :func:`gliomics.training.fit.fit_classifier` attached to
-    ``model`` replaces ``preprocessing.threshold`` and is recorded as metadata
-    ``threshold_selection``.
-    """
-    import mlflow
-
-    preprocessing, extra = _with_threshold(model, preprocessing, extra)
-    example, signature = _signature(preprocessing.image_size)
-    from gliomics.models.packaging import custom_objects
-
-    with io.atomic_path(path) as tmp:
-        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=custom_objects(), signature=signature,
-                                     input_example=example,
-                                     metadata=classifier_metadata(preprocessing, model_config, min_area_px, **extra))
-    return Path(path)
-
-
-def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int, name: str = "model",
-                   registered_model_name: str | None = None, **extra):
-    """Log ``model`` to the active MLflow run (tensorflow flavour, signature, input example, metadata).
-
-    The threshold is handled as by :func:`save_classifier`; its numbers
-    (``threshold, val_accuracy_at_0.5, val_accuracy_at_threshold``) are
-    logged as metrics of the run.
-    """
-    import mlflow
-
-    from gliomics.training.classification import attached_threshold
-
-    preprocessing, extra = _with_threshold(model, preprocessing, extra)
-    choice = attached_threshold(model)
-    if choice is not None:
-        mlflow.log_metrics({k: float(v) for k, v in choice.metrics().items() if v is not None})
-    example, signature = _signature(preprocessing.image_size)
-    from gliomics.models.packaging import custom_objects, validating_own_pickles
-
-    with validating_own_pickles():  # as log_segmenter
-        return mlflow.tensorflow.log_model(model, name=name, signature=signature, custom_objects=custom_objects(),
-                                           input_example=example, registered_model_name=registered_model_name,
-                                           metadata=classifier_metadata(preprocessing, model_config, min_area_px,
-                                                                        **extra))
-
-
 def plot_learning_curves(history, path) -> Path:
     """The segmenter's learning-curve figure with the classifier's loss and score columns."""
-    from gliomics.stages.train import plot_learning_curves as plot_curves
+    from gliomics.report.training_plots import plot_learning_curves as plot_curves
 
     return plot_curves(history, path,
                        losses=(("loss", "training loss"), ("val_loss", "validation loss")),
@@ -179,14 +105,15 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     the ``metrics.json`` numbers. ``on_epoch_end(epoch, row)`` is called after
     each epoch (after the MLflow logging), e.g. for a tuning pruner.
     """
-    from gliomics.stages.evaluate_classifier import plot_confusion_matrix, plot_roc
     import sys
 
-    from gliomics.stages.train import epoch_line, open_training_store
+    from gliomics.progress import epoch_line
+    from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
     from gliomics.tracking import optional_stage_run
     from gliomics.training.budget import training_length
     from gliomics.training.classification import attached_threshold, slice_scores
     from gliomics.training.fit import fit_classifier
+    from gliomics.training.store import open_training_store
     from gliomics.training.tasks import ClassificationTask
 
     started = time.perf_counter()
@@ -340,12 +267,11 @@ def run_calibrate_classifier(model_dir, splits_csv, data_dir, *, val_fold: int, 
 
     from mlflow.models import Model
 
+    from gliomics.data.cohort_io import cohort_patients
+    from gliomics.data.splits import split_patients
     from gliomics.models.gate import load_classifier
     from gliomics.models.packaging import METADATA_KEY
-    from gliomics.stages.evaluate import cohort_patients
-    from gliomics.stages.evaluate_classifier import classify_slices
-    from gliomics.stages.train import split_patients
-    from gliomics.training.classification import choose_threshold, threshold_setting
+    from gliomics.training.classification import choose_threshold, classify_slices, threshold_setting
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir else model_dir.with_name(model_dir.name + "-calibrated")

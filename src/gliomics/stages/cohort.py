@@ -36,14 +36,14 @@ def ingest(source: str | Path, dest: str | Path = "data/raw", *, track_with_dvc:
     """Copy a Kaggle-layout cohort into ``dest`` and version it with ``dvc add``.
 
     Only the layout's own files are copied (``data.csv`` and the patient
-    folders' slices). The copy is validated (:func:`gliomics.stages.validate.validate_cohort`, the checks of
+    folders' slices). The copy is validated (:func:`gliomics.validation.cohort.validate_cohort`, the checks of
     ``gliomics validate``) before it replaces ``dest``, atomically: a failed copy or a cohort that fails
     validation leaves the previous cohort as it was, and the error says why.
     """
     import tempfile
 
     from gliomics.errors import ValidationFailed
-    from gliomics.stages.validate import validate_cohort
+    from gliomics.validation.cohort import validate_cohort
 
     root = resolve_cohort_dir(source)
     slices, _, _ = scan_cohort(root)

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from gliomics import io
-from gliomics.progress import progress
+from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
+from gliomics.training.classification import classify_slices
 
 PER_SLICE = "per_slice.csv"
 PER_PATIENT = "per_patient.csv"
@@ -41,53 +42,6 @@ SUMMARY = "summary.json"
 CONFUSION_PNG = "confusion_matrix.png"
 ROC_PNG = "roc.png"
 ROC_CSV = "roc.csv"
-
-
-def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_confusion_matrix(labels, probs, threshold: float, path, title: str = "") -> Path:
-    """sklearn's ConfusionMatrixDisplay of ``prob >= threshold`` against ``labels``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    pred = (np.asarray(probs) >= threshold).astype(int)
-    ConfusionMatrixDisplay.from_predictions(np.asarray(labels, dtype=int), pred, labels=[0, 1],
-                                            display_labels=["no tumour", "tumour"], ax=ax, colorbar=False)
-    ax.set_title(title or f"slices, threshold {threshold:g}", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_roc(labels, probs, path, title: str = "") -> Path:
-    """sklearn's RocCurveDisplay (a note instead when only one class is present)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import RocCurveDisplay
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    labels = np.asarray(labels, dtype=int)
-    if len(np.unique(labels)) == 2:
-        RocCurveDisplay.from_predictions(labels, np.asarray(probs), ax=ax, name="slice classifier")
-        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    else:
-        ax.text(0.5, 0.5, "ROC undefined: only one class present", ha="center", va="center")
-        ax.set_axis_off()
-    ax.set_title(title or "ROC, per slice", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 def roc_points(labels, probs):
@@ -106,32 +60,6 @@ def roc_points(labels, probs):
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)})
 
 
-def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_area_px: int = 1,
-                    batch_size: int = 16):
-    """Per-slice frame ``patient, slice, label, prob`` of the cohort folders ``by_folder``
-    (from :func:`gliomics.stages.evaluate.cohort_patients` with ``need_masks=True``)."""
-    import pandas as pd
-
-    from gliomics.models.gate import predict_slices
-    from gliomics.models.inference import check_image_shapes
-    from gliomics.stages.evaluate import read_images, read_masks
-    from gliomics.training.classification import mask_areas, slice_labels
-
-    frames = []
-    with progress("classifying slices", len(by_folder)) as update:
-        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
-            images = read_images(folder_slices, root)
-            shape = check_image_shapes(images, str(root / folder))
-            masks = read_masks(folder_slices, shape, root)
-            probs = predict_slices(model, preprocessing, images, batch_size=batch_size)
-            labels = slice_labels(mask_areas(masks, preprocessing.image_size), min_area_px)
-            frames.append(pd.DataFrame({"patient": folder_slices[0].patient,
-                                        "slice": [s.slice for s in folder_slices], "label": labels,
-                                        "prob": probs}))
-            update(i, len(by_folder))
-    return pd.concat(frames, ignore_index=True)
-
-
 def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str | Path, *, patients=None,
                             min_area_px: int = 1, threshold: float | None = None, log_mlflow: bool = True,
                             profile: str | None = None, batch_size: int = 16, from_segmenter: bool = False) -> dict:
@@ -142,8 +70,8 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
     """
     from sklearn.metrics import classification_report
 
+    from gliomics.data.cohort_io import cohort_patients
     from gliomics.models.gate import load_classifier
-    from gliomics.stages.evaluate import cohort_patients
     from gliomics.training.classification import patient_scores, slice_labels, slice_scores
 
     started = time.perf_counter()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import time
-import warnings
 import multiprocessing
 import os
+import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,22 +16,10 @@ from gliomics.config import FeaturesParams
 from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, resolve_cohort_dir, slices_by_folder
 from gliomics.data.slices import read_images, read_masks
 from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.features.patient import feature_settings
 from gliomics.progress import progress
 
 MASK_SOURCES = ("truth", "predicted")
-
-
-def feature_settings(params: FeaturesParams) -> dict:
-    """``params.yaml`` → keyword arguments of :func:`gliomics.features.patient_features`."""
-    return {
-        "spacing": (params.slice_spacing_ratio, 1.0, 1.0),
-        "channel": params.channel,
-        "distances": tuple(params.glcm_distances),
-        "angles": tuple(math.radians(a) for a in params.glcm_angles_deg),
-        "symmetric": params.glcm_symmetric,
-        "n_bins": None if params.glcm_bin_width > 0 else params.glcm_n_bins,
-        "bin_width": params.glcm_bin_width if params.glcm_bin_width > 0 else None,
-    }
 
 
 def load_patient(slices) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ full-fidelity trial's ``model_uri``, its study, trial number, searched
 params, training settings and validation per-patient 3D Dice), then
 
 1. scores that model on the split's ``test`` patients with the evaluate
-   stage (:func:`gliomics.stages.evaluate.run_evaluate`), into
+   stage (:func:`gliomics.training.evaluation.evaluate_segmenter`), into
    ``out_dir/evaluate/`` (``per_patient.csv``, ``summary.json``);
 2. registers it as a new version of ``gliomics-segmenter`` with tags
    ``study_name``, ``trial_number``, ``fidelity``, ``param.<name>`` per
@@ -200,15 +200,15 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
     from gliomics import tracking
     from gliomics.registry.promote import promote_per_policy
     from gliomics.registry.register import attach_model_card, register_version
-    from gliomics.stages.evaluate import SUMMARY, PER_PATIENT, run_evaluate
-    from gliomics.stages.split import patients_of_part
+    from gliomics.training.evaluation import PER_PATIENT, SUMMARY, evaluate_segmenter
+    from gliomics.data.splits import patients_of_part
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     best = read_best(best_json)
     test_patients = patients_of_part(splits_csv, "test")
     uri, local_dir = model_source(best, best_json)
-    evaluation = run_evaluate(data_dir, uri or str(local_dir), out_dir / EVALUATE_DIR, patients=test_patients,
+    evaluation = evaluate_segmenter(data_dir, uri or str(local_dir), out_dir / EVALUATE_DIR, patients=test_patients,
                               post=post, log_mlflow=False, profile=profile)
 
     data_hash = tracking.dvc_data_hash(data_dir)

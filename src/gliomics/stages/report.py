@@ -49,7 +49,7 @@ def worst_overlays(ctx, *, post: dict | None = None, n: int = N_WORST):
     worst = table.sort_values("dice_3d", kind="stable").head(n)
     try:
         from gliomics.models import inference
-        from gliomics.stages.evaluate import cohort_patients, read_images, read_masks
+        from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
 
         root, by_folder = cohort_patients(ctx.data_dir, need_masks=True, patients=list(worst["patient"]))
         model, preprocessing, _ = inference.load_model(model_uri)

@@ -29,25 +29,18 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from gliomics import io
+from gliomics.data.cohort_io import cohort_patients, read_images
 from gliomics.data.kaggle import CLINICAL_FILE
+from gliomics.data.slices import write_mask
 from gliomics.errors import GliomicsError
-from gliomics.progress import progress
+from gliomics.models.gate import load_segmentation_models
 from gliomics.models.inference import describe_models
-from gliomics.stages.evaluate import cohort_patients, load_segmentation_models, read_images
+from gliomics.progress import progress
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
 #: (mirrored in reports/registry/gliomics-segmenter.json, the stage's dependency).
 DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
-
-
-def write_mask(path: Path, mask: np.ndarray) -> None:
-    import tifffile
-
-    tifffile.imwrite(path, (np.asarray(mask, dtype=bool).astype(np.uint8) * 255), photometric="minisblack",
-                     metadata=None, software=False)
 
 
 def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: str | Path = "data/predicted", *,

@@ -74,15 +74,3 @@ def split_cohort(data_dir: str | Path, manifest_path: str | Path, params: SplitP
     return summary
 
 
-def patients_of_part(splits_csv: str | Path, part: str) -> list[str]:
-    """The patients of one part (``test``, ``fold0``…) of a ``splits.csv``."""
-    import pandas as pd
-
-    path = Path(splits_csv)
-    if not path.exists():
-        raise GliomicsError(f"{path}: missing; run `gliomics split` first")
-    splits = pd.read_csv(path)
-    chosen = splits.loc[splits["part"] == part, "patient"].tolist()
-    if not chosen:
-        raise GliomicsError(f"{path}: no patients in part {part!r} (parts: {', '.join(sorted(splits['part'].unique()))})")
-    return chosen

@@ -17,14 +17,13 @@ Outputs:
   FLAIR, truth, post-processed prediction of the best model);
 - ``out_dir``: the best model as a local MLflow model (tensorflow flavour,
   same signature, input example and ``gliomics`` metadata as
-  :func:`gliomics.models.packaging.log_segmenter`);
+  :func:`gliomics.training.export.log_segmenter`);
 - MLflow run in experiment ``train``: flattened params, per-epoch metrics
   (``step`` = epoch), the reports as artifacts, the model at ``model``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -33,118 +32,18 @@ import numpy as np
 
 from gliomics import io
 from gliomics.config import TrainParams
-from gliomics.errors import GliomicsError
-from gliomics.models.packaging import save_segmenter  # noqa: F401  (stages and tuning save through it)
+from gliomics.progress import epoch_line
+from gliomics.report.training_plots import plot_learning_curves
+from gliomics.tracking import flatten_params
+from gliomics.training.export import save_segmenter
+from gliomics.training.store import open_training_store
 
 OVERLAY_PATIENTS = 4
 EPOCH_METRICS = ("loss", "slice_dice", "slice_iou", "soft_slice_dice", "soft_slice_iou", "val_dice_3d",
                  "val_slice_dice", "lr", "seconds", "val_seconds")
 
 
-def flatten_params(params: TrainParams) -> dict:
-    """TrainParams as flat ``train.<key>`` MLflow params (dicts become ``train.model.arch`` etc.)."""
-    flat = {}
-
-    def put(prefix, value):
-        if isinstance(value, dict):
-            if not value:
-                flat[prefix] = "{}"
-            for key, item in value.items():
-                put(f"{prefix}.{key}", item)
-        else:
-            flat[prefix] = value
-
-    for key, value in dataclasses.asdict(params).items():
-        put(f"train.{key}", value)
-    return flat
-
-
-def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
-    """(training, validation) patients of a split table; the test part is never included."""
-    import pandas as pd
-
-    splits = pd.read_csv(splits_csv)
-    missing = {"patient", "part", "fold"} - set(splits.columns)
-    if missing:
-        raise GliomicsError(f"{splits_csv}: missing column(s) {', '.join(sorted(missing))}")
-    cv = splits[splits["part"] != "test"]
-    val = sorted(cv.loc[cv["fold"] == val_fold, "patient"].astype(str))
-    train = sorted(cv.loc[cv["fold"] != val_fold, "patient"].astype(str))
-    if not val:
-        folds = sorted(int(f) for f in cv["fold"].unique())
-        raise GliomicsError(f"{splits_csv}: no patients in fold {val_fold} (folds: {folds}); set train.val_fold")
-    if not train:
-        raise GliomicsError(f"{splits_csv}: no training patients outside fold {val_fold}")
-    return train, val
-
-
-def store_prefilter(params) -> str | None:
-    """The array store's prefilter of training settings: ``None`` for none (``prefilter: none`` or unset)."""
-    return None if params.prefilter in (None, "none") else params.prefilter
-
-
-def check_store_patients(store, patients, splits_csv) -> None:
-    """A one-line error naming ``splits_csv`` when some of ``patients`` are not in the array store."""
-    unknown = sorted(set(patients) - set(store.patients))
-    if unknown:
-        raise GliomicsError(f"{splits_csv}: patients not in the cohort/manifest: {', '.join(unknown[:10])}")
-
-
-def open_training_store(data_dir, manifest_csv, splits_csv, store_dir, params):
-    """The split's training and validation patients (fold ``params.val_fold`` validates) and the array store of
-    ``params`` (built, or reused when current), checked to hold them all.
-
-    Returns (store, train_patients, val_patients, preprocessing); used by the segmenter and classifier stages.
-    """
-    from gliomics.data.arrays import build_array_store, open_array_store
-    from gliomics.models.preprocessing import Preprocessing
-    from gliomics.progress import progress
-
-    train_patients, val_patients = split_patients(splits_csv, params.val_fold)
-    with progress("array store", 0) as update:
-        build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=store_prefilter(params),
-                          manifest=manifest_csv, progress=update)
-    store = open_array_store(store_dir)
-    check_store_patients(store, train_patients + val_patients, splits_csv)
-    preprocessing = Preprocessing.from_store_settings(store.settings)
-    return store, train_patients, val_patients, preprocessing
-
-
 # ------------------------------------------------------------------- figures
-
-
-SEGMENTER_LOSSES = (("loss", "training loss"),)
-SEGMENTER_SCORES = (("slice_dice", "training slice Dice"), ("val_slice_dice", "validation slice Dice"),
-                    ("val_dice_3d", "validation per-patient 3D Dice"))
-
-
-def plot_learning_curves(history, path, *, losses=SEGMENTER_LOSSES, loss_label: str = "loss",
-                         scores=SEGMENTER_SCORES, score_label: str | None = "Dice", score_top: float = 1.0) -> Path:
-    """Loss (left) and score (right) columns of ``history`` per epoch; ``(column, legend)`` pairs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = history["epoch"]
-    for column, label in losses:
-        ax_loss.plot(epochs, history[column], marker="o", label=label)
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel(loss_label)
-    ax_loss.legend()
-    for column, label in scores:
-        ax_score.plot(epochs, history[column], marker="o", label=label)
-    ax_score.set_xlabel("epoch")
-    if score_label:
-        ax_score.set_ylabel(score_label)
-    ax_score.set_ylim(0, score_top)
-    ax_score.legend()
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
 
 
 def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS) -> Path:
@@ -180,15 +79,6 @@ def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS)
 # --------------------------------------------------------------------- stage
 
 
-def epoch_line(section: str, epoch: int, epochs: int, row: dict, monitor: str, best: tuple[float, int]) -> str:
-    """One progress line per validated epoch (printed whether or not the output is a terminal)."""
-    loss = row.get("loss", math.nan)
-    score = row.get(monitor, math.nan)
-    return (f"{section}: epoch {epoch}/{epochs}  loss {float(loss):.4f}  {monitor} {float(score):.3f}  "
-            f"(best {best[0]:.3f} at epoch {best[1]})  {float(row.get('seconds', 0)):.0f}+"
-            f"{float(row.get('val_seconds', 0)):.0f} s")
-
-
 def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir="models/segmenter",
               store_dir="data/arrays", checkpoint_dir="checkpoints/train", reports_dir="reports/train",
               resume: bool = False, log_mlflow: bool = True, profile: str | None = None,
@@ -211,12 +101,13 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
 
     from gliomics.tracking import optional_stage_run
     from gliomics.training.budget import training_length
-    from gliomics.training.fit import fit_segmenter
-    from gliomics.training.validation import predict_patients, score_patients
+    from gliomics.training.fit import check_settings, fit_segmenter
     from gliomics.training.tasks import SEGMENTATION
+    from gliomics.training.validation import predict_patients, score_patients
 
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
+    check_settings(params, f"train.{profile}" if profile else "train")
     store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
                                                                              store_dir, params)
     budgeted = params
@@ -286,7 +177,7 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
 
         run_id = model_uri = None
         if mlflow is not None:
-            from gliomics.models.packaging import log_segmenter
+            from gliomics.training.export import log_segmenter
 
             mlflow.log_metrics({"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
                                 "epochs_run": result.epochs_run, "seconds_per_image": metrics["seconds_per_image"]})

@@ -4,7 +4,7 @@
   test with alternatives, conditional-MLE odds ratio and exact CI.
 * :mod:`.association` -- the long table of tests per histological group x
   cluster family x feature (median split + Freeman-Halton, Kruskal-Wallis,
-  one-vs-rest 2 x 2), Bonferroni and BH-FDR, the thesis-shaped
+  one-vs-rest 2 x 2), Bonferroni and BH-FDR, the Kota (2024) thesis-shaped
   significance matrix.
 * :mod:`.roc` -- one-vs-rest ROC AUC with stratified bootstrap CIs and the
   ``AUC > 0.7`` listing.

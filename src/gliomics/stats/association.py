@@ -1,6 +1,6 @@
 """Associations between radiomic features and molecular subtypes.
 
-The design follows Buda et al. (2019) and the thesis (Tables 10-12), and
+The design follows Buda et al. (2019) and the Kota (2024) thesis (Tables 10-12), and
 adds what those tables lack (effect sizes, the counts, a continuous test,
 a false-discovery-rate column and an explicit family of hypotheses).
 
@@ -30,7 +30,7 @@ and every feature:
    conditional-MLE odds ratio of being *high* in the level relative to the
    rest, with its exact 95% CI.  With k = 2 both rows repeat the
    Freeman-Halton test (same p), which Bonferroni then counts twice.
-6. **Multiple testing.**  Bonferroni (as in the thesis) and Benjamini-
+6. **Multiple testing.**  Bonferroni (as in the Kota (2024) thesis) and Benjamini-
    Hochberg FDR side by side, each over the *correction family* chosen with
    ``correction_family`` (see :data:`CORRECTION_FAMILIES`); skipped tests
    are not counted.  ``m_tests`` gives the size of the family.
@@ -362,7 +362,7 @@ def significance_matrix(
 ) -> pd.DataFrame:
     """Features x families matrix of one column of the long table.
 
-    The thesis' Tables 10-12 shape: one group, Freeman-Halton tests,
+    The Kota (2024) thesis' Tables 10-12 shape: one group, Freeman-Halton tests,
     Bonferroni-corrected p.  Rows/columns keep the order of first
     appearance in ``tests``; skipped tests are NaN.  For
     ``test='fisher_ovr'`` the smallest value over the levels is shown.

@@ -1,5 +1,5 @@
 """One-vs-rest ROC AUC of each feature for each cluster level, with
-stratified bootstrap confidence intervals (the thesis' Table 13, with CIs).
+stratified bootstrap confidence intervals (the Kota (2024) thesis' Table 13, with CIs).
 
 For every group, cluster family, level ``L`` of the family and feature, the
 patients with label ``L`` are the positives and the other labelled patients
@@ -363,7 +363,7 @@ def _roc_rows(cohort, feature_columns, families, groups, n_boot, seed, confidenc
 def top_auc(
     table: pd.DataFrame, threshold: float = 0.7, *, min_ci_low: float | None = None
 ) -> pd.DataFrame:
-    """Pairs with ``auc > threshold`` (the thesis' Table 13), with their CIs.
+    """Pairs with ``auc > threshold`` (the Kota (2024) thesis' Table 13), with their CIs.
 
     Parameters
     ----------

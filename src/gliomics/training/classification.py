@@ -37,8 +37,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from gliomics.progress import progress
 
 THRESHOLD = 0.5
 #: ``classifier.<profile>.threshold`` value that chooses the threshold on the validation slices.
@@ -226,3 +229,29 @@ def attach_threshold(model, choice: ThresholdChoice):
 def attached_threshold(model) -> ThresholdChoice | None:
     """The :class:`ThresholdChoice` attached by :func:`attach_threshold`, if any."""
     return getattr(model, _THRESHOLD_ATTRIBUTE, None)
+
+
+def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_area_px: int = 1,
+                    batch_size: int = 16):
+    """Per-slice frame ``patient, slice, label, prob`` of the cohort folders ``by_folder``
+    (from :func:`gliomics.data.cohort_io.cohort_patients` with ``need_masks=True``)."""
+    import pandas as pd
+
+    from gliomics.data.cohort_io import read_images, read_masks
+    from gliomics.models.gate import predict_slices
+    from gliomics.models.inference import check_image_shapes
+    from gliomics.training.classification import mask_areas, slice_labels
+
+    frames = []
+    with progress("classifying slices", len(by_folder)) as update:
+        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
+            images = read_images(folder_slices, root)
+            shape = check_image_shapes(images, str(root / folder))
+            masks = read_masks(folder_slices, shape, root)
+            probs = predict_slices(model, preprocessing, images, batch_size=batch_size)
+            labels = slice_labels(mask_areas(masks, preprocessing.image_size), min_area_px)
+            frames.append(pd.DataFrame({"patient": folder_slices[0].patient,
+                                        "slice": [s.slice for s in folder_slices], "label": labels,
+                                        "prob": probs}))
+            update(i, len(by_folder))
+    return pd.concat(frames, ignore_index=True)

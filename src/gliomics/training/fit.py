@@ -60,8 +60,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from gliomics.config import TrainParams
 from gliomics.errors import GliomicsError
 from gliomics.training.tasks import SEGMENTATION, ClassificationTask
@@ -154,6 +152,19 @@ def run_fingerprint(store, train_patients, val_patients, params: TrainParams, ta
     if task is not None and task.name != "segmenter":  # segmenter checkpoints keep their fingerprint
         payload["task"] = task.name
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_settings(params: TrainParams, section: str = "train") -> None:
+    """The settings that would otherwise fail only deep into a run (the loss name, the augmentation keys), checked
+    before any data is read: one :class:`GliomicsError` line naming the key."""
+    from gliomics.data.pipeline import Augment
+    from gliomics.training.losses import get_loss
+
+    try:
+        get_loss(params.loss)
+    except ValueError as error:
+        raise GliomicsError(f"{section}.loss: {error}") from None
+    Augment.from_params(params.augment)
 
 
 def _check(params: TrainParams, train_patients, val_patients, section: str = "train") -> None:
@@ -305,7 +316,7 @@ def fit_model(task, store, train_patients, val_patients, params: TrainParams, *,
               resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
               verbose: int = 0) -> FitResult:
     """The training loop for ``task`` (:mod:`gliomics.training.tasks`); see :func:`fit_segmenter`."""
-    import gliomics  # noqa: F401  (tf-keras 2 before TensorFlow)
+    import gliomics  # noqa: F401  (tf-keras 2 before TensorFlow)  # isort: skip
     import pandas as pd
     import tensorflow as tf
 

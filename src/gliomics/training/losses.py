@@ -8,7 +8,7 @@ gets its loss computed in float32.
 Reduction ("per_image"):
 
 - ``per_image=False`` (default): the sums run over the whole batch flattened,
-  the Keras formula of the thesis (``K.flatten(y_true)``). With most slices
+  the Keras formula of the Kota (2024) thesis (``K.flatten(y_true)``). With most slices
   empty this is the stable choice: an empty slice only contributes through
   its false positives.
 - ``per_image=True``: one score per image, then the mean over the batch (each
@@ -98,7 +98,7 @@ def dice_loss(y_true, y_pred):
 
 @_register
 def bce_dice_loss(y_true, y_pred):
-    """The thesis loss: ``BCE + (1 − soft Dice)`` (smooth 1, batch-global Dice)."""
+    """The Kota (2024) thesis loss: ``BCE + (1 − soft Dice)`` (smooth 1, batch-global Dice)."""
     return binary_crossentropy(y_true, y_pred) + dice_loss(y_true, y_pred)
 
 
@@ -121,7 +121,7 @@ class DiceLoss(tf.keras.losses.Loss):
 
 @_register
 class BCEDiceLoss(tf.keras.losses.Loss):
-    """``bce_weight · BCE + dice_weight · (1 − soft Dice)`` (the thesis: both 1)."""
+    """``bce_weight · BCE + dice_weight · (1 − soft Dice)`` (the Kota (2024) thesis: both 1)."""
 
     def __init__(self, smooth: float = DEFAULT_SMOOTH, per_image: bool = False,
                  bce_weight: float = 1.0, dice_weight: float = 1.0,

@@ -29,7 +29,8 @@ def predict_patients(model, store, patients, batch_size: int = 8) -> dict:
 
 def score_patients(store, prob_by_patient: dict, threshold: float = THRESHOLD) -> dict:
     """``{patient: (dice_3d, per_slice_dice, predicted mask)}`` after post-processing."""
-    from gliomics.training.metrics import dice_3d, per_slice_dice, postprocess
+    from gliomics.training.metrics import dice_3d, per_slice_dice
+    from gliomics.models.postprocess import postprocess
 
     scores = {}
     for patient, prob in prob_by_patient.items():

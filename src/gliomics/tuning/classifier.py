@@ -8,7 +8,7 @@ AUC (``val_roc_auc``, reported every epoch so the pruner can act).
 
 The values that :func:`gliomics.tuning.space.sample` draws map onto the
 classifier as follows: ``activation`` -> every hidden activation (sigmoid
-allowed here), ``pooling`` -> the global pooling of the head (the thesis'
+allowed here), ``pooling`` -> the global pooling of the head (the Kota (2024) thesis'
 "average vs max pooling"; the stem keeps the base model's), ``learning_rate``,
 ``batch_size`` and ``augment_strength`` as for the segmenter. ``arch`` must
 be ``resnet_classifier`` (one choice) and ``backbone``/``loss`` are not
@@ -91,13 +91,13 @@ class ClassifierTask(SegmenterTask):
         return fit_classifier
 
     def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
-        from gliomics.stages.classifier import save_classifier
+        from gliomics.training.export import save_classifier
 
         return save_classifier(result.model, self._preprocessing(fidelity), result.model_config, path,
                                min_area_px=self.base.min_area_px, **metadata)
 
     def log_model(self, result: TrialResult, fidelity: str, **metadata) -> None:
-        from gliomics.stages.classifier import log_classifier
+        from gliomics.training.export import log_classifier
 
         log_classifier(result.model, self._preprocessing(fidelity), result.model_config,
                        min_area_px=self.base.min_area_px, **metadata)

@@ -103,7 +103,7 @@ class SegmenterTask:
                                         "segmentation-models archs in tune.space.arch need")
 
     def store_dir(self, fidelity: str) -> Path:
-        from gliomics.stages.train import store_prefilter
+        from gliomics.training.store import store_prefilter
 
         size = self.tune.low_fidelity.image_size if fidelity == LOW else self.base.image_size
         prefilter = store_prefilter(self.base)
@@ -125,7 +125,8 @@ class SegmenterTask:
     def prepare(self, build: bool = True) -> None:
         """Patients of the split, the low-fidelity subset, and one array store per fidelity."""
         from gliomics.data.arrays import build_array_store, open_array_store
-        from gliomics.stages.train import check_store_patients, split_patients, store_prefilter
+        from gliomics.training.store import check_store_patients, store_prefilter
+        from gliomics.data.splits import split_patients
 
         self.check()
         self.train_patients, self.val_patients = split_patients(self.splits_csv, self.base.val_fold)
@@ -179,11 +180,11 @@ class SegmenterTask:
         return Preprocessing.from_store_settings(self._stores[fidelity].settings)
 
     def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
-        from gliomics.stages.train import save_segmenter
+        from gliomics.training.export import save_segmenter
 
         return save_segmenter(result.model, self._preprocessing(fidelity), result.model_config, path, **metadata)
 
     def log_model(self, result: TrialResult, fidelity: str, **metadata) -> None:
-        from gliomics.models.packaging import log_segmenter
+        from gliomics.training.export import log_segmenter
 
         log_segmenter(result.model, self._preprocessing(fidelity), result.model_config, name="model", **metadata)

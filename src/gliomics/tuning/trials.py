@@ -57,7 +57,7 @@ class TrialLogger:
     def start(self, number: int, fidelity: str, values: dict, settings, extra_tags: dict | None = None) -> str | None:
         if not self.enabled:
             return None
-        from gliomics.stages.train import flatten_params
+        from gliomics.tracking import flatten_params
 
         mlflow = self._mlflow
         tags = {**self.tags, "state": "RUNNING", "fidelity": fidelity, "trial_number": str(number),

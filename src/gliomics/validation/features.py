@@ -14,7 +14,7 @@ NON_NEGATIVE = ("angular_standard_deviation", "margin_fluctuation", "perimeter",
 
 
 def features_suite(table, feature_columns, csv_path, clinical_patients: set[str] | None) -> Suite:
-    """Ranges of the thesis features; NaN only with a reason; one row per patient.
+    """Ranges of the Kota (2024) thesis features; NaN only with a reason; one row per patient.
 
     ``table`` gets a helper column ``unexplained_nan``: a row whose status is
     'ok' but that has a NaN feature.

@@ -48,7 +48,7 @@ def locate(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() or path.is_absolute():
         return path
-    project = Path(__file__).resolve().parents[3]  # src/gliomics/models/shipped.py -> the checkout
+    project = Path(__file__).resolve().parents[3]  # src/gliomics/registry/shipped.py -> the checkout
     return project / path if (project / path).exists() else path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gliomics.errors import GliomicsError
-from gliomics.models.shipped import choose_segmenter, trained_on_synthetic
+from gliomics.registry.shipped import choose_segmenter, trained_on_synthetic
 from gliomics.registry import champion_uri
 
 DEMO_CHAMPION = {"version": 3, "tags": {"profile": "demo"}}
@@ -47,7 +47,7 @@ def test_without_the_shipped_model_a_demo_champion_is_refused_with_one_line(tmp_
 
 
 def test_the_shipped_model_is_found_from_another_working_directory(tmp_path, monkeypatch):
-    from gliomics.models.shipped import SHIPPED_SEGMENTER, locate
+    from gliomics.registry.shipped import SHIPPED_SEGMENTER, locate
 
     monkeypatch.chdir(tmp_path)
     found = locate(SHIPPED_SEGMENTER)

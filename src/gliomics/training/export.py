@@ -1,0 +1,185 @@
+"""Trained models saved, logged and exported as MLflow models (tensorflow flavour, signature, input example,
+metadata with their task and preprocessing): segmenters, slice classifiers (with their chosen threshold), and
+the shipped copy of a segmenter (:func:`export_segmenter`). Loading lives below, in
+:mod:`gliomics.models.packaging`."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from gliomics import io
+from gliomics.errors import GliomicsError
+from gliomics.models.packaging import model_metadata, store_weights_in_16_bits
+from gliomics.models.preprocessing import Preprocessing
+
+#: ``metadata.gliomics.task`` of a slice classifier.
+TASK = "classifier"
+
+
+def _signature(size: int):
+    from mlflow.models import infer_signature
+
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    return example, infer_signature(example, np.zeros((1, 1), dtype=np.float32))
+
+
+def classifier_metadata(preprocessing, model_config: dict, min_area_px: int, **extra) -> dict:
+    return model_metadata(preprocessing, model_config, task=TASK, min_area_px=int(min_area_px), **extra)
+
+
+def _with_threshold(model, preprocessing, extra: dict):
+    """``(preprocessing, extra)`` with the threshold that training attached to ``model``, if any."""
+    import dataclasses
+
+    from gliomics.training.classification import attached_threshold
+
+    choice = attached_threshold(model)
+    if choice is None:
+        return preprocessing, extra
+    return (dataclasses.replace(preprocessing, threshold=choice.threshold),
+            {**extra, "threshold_selection": choice.to_dict()})
+
+
+def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_px: int, **extra) -> Path:
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically).
+
+    A threshold that :func:`gliomics.training.fit.fit_classifier` attached to
+    ``model`` replaces ``preprocessing.threshold`` and is recorded as metadata
+    ``threshold_selection``.
+    """
+    import mlflow
+
+    preprocessing, extra = _with_threshold(model, preprocessing, extra)
+    example, signature = _signature(preprocessing.image_size)
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=saving_custom_objects(), signature=signature,
+                                     input_example=example,
+                                     metadata=classifier_metadata(preprocessing, model_config, min_area_px, **extra))
+    return Path(path)
+
+
+def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int, name: str = "model",
+                   registered_model_name: str | None = None, **extra):
+    """Log ``model`` to the active MLflow run (tensorflow flavour, signature, input example, metadata).
+
+    The threshold is handled as by :func:`save_classifier`; its numbers
+    (``threshold, val_accuracy_at_0.5, val_accuracy_at_threshold``) are
+    logged as metrics of the run.
+    """
+    import mlflow
+
+    from gliomics.training.classification import attached_threshold
+
+    preprocessing, extra = _with_threshold(model, preprocessing, extra)
+    choice = attached_threshold(model)
+    if choice is not None:
+        mlflow.log_metrics({k: float(v) for k, v in choice.metrics().items() if v is not None})
+    example, signature = _signature(preprocessing.image_size)
+    from gliomics.training.export import validating_own_pickles
+
+    with validating_own_pickles():  # as log_segmenter
+        return mlflow.tensorflow.log_model(model, name=name, signature=signature, custom_objects=saving_custom_objects(),
+                                           input_example=example, registered_model_name=registered_model_name,
+                                           metadata=classifier_metadata(preprocessing, model_config, min_area_px,
+                                                                        **extra))
+
+
+@contextmanager
+def validating_own_pickles():
+    """While MLflow logs a model this process just built: its pickled custom objects may be read back.
+
+    ``log_model`` checks the input example by loading the model through pyfunc, which unpickles the custom
+    objects it has just written; gliomics turns pickle deserialisation off in its process (models from elsewhere
+    must never run code), so that check would fail with a warning. These pickles are our own, written a moment
+    ago by this process, so the check is allowed for the duration of the call.
+    """
+    import os
+
+    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+        else:
+            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
+
+
+def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, name: str = "model",
+                  registered_model_name: str | None = None, **extra_metadata):
+    """Log ``model`` to the active MLflow run with signature, input example and metadata."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    size = preprocessing.image_size
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
+    # custom_objects are pickled for MLflow's pyfunc (opt-in, see load_segmenter); gliomics loads by name.
+    with validating_own_pickles():
+        return mlflow.tensorflow.log_model(
+            model,
+            name=name,
+            custom_objects=saving_custom_objects(),
+            signature=signature,
+            input_example=example,
+            metadata=model_metadata(preprocessing, model_config, **extra_metadata),
+            registered_model_name=registered_model_name,
+        )
+
+
+def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
+    """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    size = preprocessing.image_size
+    example = np.zeros((1, size, size, 3), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
+    with io.atomic_path(path) as tmp:
+        mlflow.tensorflow.save_model(model, str(tmp), custom_objects=saving_custom_objects(), signature=signature,
+                                     input_example=example,
+                                     metadata=model_metadata(preprocessing, model_config, **extra_metadata))
+    return Path(path)
+
+
+def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> dict:
+    """Copy the segmenter at ``source`` (a model URI or folder) to the local folder ``target`` for shipping:
+    rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy would otherwise compute in
+    bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times slower), its metadata kept plus
+    ``extra_metadata``, and with ``half`` its weights stored in 16 bits (:func:`store_weights_in_16_bits`).
+    The pickled custom objects MLflow writes beside the model (``data/*.cloudpickle``) are left out: gliomics
+    registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
+    Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
+    """
+    from gliomics.models import build_under_policy
+    from gliomics.models.inference import load_model
+
+    model, preprocessing, metadata = load_model(str(source))
+    config = dict(metadata.get("model_config") or {})
+    if not config:
+        raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it for export")
+    rebuilt = build_under_policy(config, "float32")
+    rebuilt.set_weights(model.get_weights())
+    kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
+    save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",
+                                                               "stored_weights": "float16" if half else "float32"})
+    for pickled in (Path(target) / "data").glob("*.cloudpickle"):
+        pickled.unlink()
+    storage = store_weights_in_16_bits(target) if half else {}
+    storage["folder_bytes"] = sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
+    return storage
+
+
+def saving_custom_objects() -> dict:
+    """The custom layers, losses and metrics a saved model may reference, pickled by MLflow for its pyfunc
+    (gliomics itself loads by name: :func:`gliomics.models.packaging.custom_objects`)."""
+    from gliomics.models.packaging import custom_objects
+    from gliomics.training.losses import custom_objects as loss_objects
+
+    return {**custom_objects(), **loss_objects()}

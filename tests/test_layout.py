@@ -1,0 +1,65 @@
+"""One home for the project's layout: dvc.yaml, the CLI's defaults and gliomics.layout name the same places."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import yaml
+
+from gliomics import layout
+from gliomics.cli import build_parser
+from tests.conftest import PROJECT
+
+PATHS = {value for value in vars(layout).values() if isinstance(value, Path)}
+PATH_OPTIONS = ("--out", "--manifest", "--splits", "--features", "--best", "--reports", "--model", "--dest")
+
+
+def stages():
+    return yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"].items()
+
+
+def subcommand_defaults(command: str) -> dict[str, object]:
+    parser = build_parser()
+    choices = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
+    return {option: action.default for action in choices[command]._actions  # noqa: SLF001
+            for option in action.option_strings if option in PATH_OPTIONS}
+
+
+def test_every_output_of_the_pipeline_lies_in_a_place_the_layout_names():
+    for name, stage in stages():
+        for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
+            out = Path(next(iter(entry)) if isinstance(entry, dict) else entry)
+            assert any(out == place or place in out.parents for place in PATHS - {Path("models")}), (name, out)
+
+
+def known_places() -> set[str]:
+    masks = ("truth", "predicted")
+    return ({str(p) for p in PATHS} | {str(layout.features_table(m)) for m in masks}
+            | {str(layout.associations(m)) for m in masks} | {str(layout.CLASSIFIER_TRAIN / "model.json"),
+                                                               str(layout.CLASSIFIER_EVALUATE / "summary.json")})
+
+
+def test_dvc_commands_and_cli_defaults_name_layout_places():
+    places, checked = known_places(), 0
+    for name, stage in stages():
+        tokens = shlex.split(stage["cmd"].replace("${data.raw}", str(layout.RAW)))
+        given = {tokens[i]: tokens[i + 1] for i in range(2, len(tokens) - 1) if tokens[i] in PATH_OPTIONS}
+        for option, value in given.items():
+            if not value.startswith("models:/"):
+                assert value in places, (name, option, value)
+                checked += 1
+        for option, default in subcommand_defaults(tokens[1]).items():
+            if isinstance(default, str) and not default.startswith("models:/"):
+                assert default in places, (tokens[1], option, default)
+    assert checked >= 20
+
+
+def test_computed_defaults_match_the_pipeline():
+    from gliomics.cli import validate_out_dir
+
+    assert validate_out_dir("data/raw", "data/raw") == str(layout.VALIDATE) == "reports/validate"
+    assert str(layout.validate_elsewhere("/somewhere/cohort2")) == "reports/validate-cohort2"
+    assert str(layout.features_table("predicted")) == "reports/features/features_predicted.csv"
+    assert f"{layout.SEGMENTER}{layout.fold_suffix(2)}" == "models/segmenter-fold2"
+    assert layout.fold_suffix(None) == ""
