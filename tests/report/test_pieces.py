@@ -12,9 +12,10 @@ import pytest
 
 from gliomics.config import params_from_dict
 from gliomics.report import html as h
-from gliomics.report.agreement import agreement_table, icc_3_1, surviving_associations
+from gliomics.report.agreement import agreement_table, surviving_associations
 from gliomics.report.methods import methods_paragraphs
 from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
+from gliomics.stats.agreement import feature_agreement, icc_3_1
 
 SHROUT_FLEISS = np.array([  # Shrout & Fleiss (1979), Table 2: 6 targets x 4 judges
     [9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7],
@@ -37,6 +38,11 @@ def test_agreement_separates_offset_from_disorder():
     assert table.loc["a", "icc_3_1"] == pytest.approx(1.0) and table.loc["a", "icc"] < 0.5
     assert table.loc["a", "n_pairs"] == 39 and table.loc["a", "mean_difference"] == pytest.approx(2.0)
     assert abs(table.loc["b", "icc_3_1"]) < 0.4
+    # One implementation: the association stage's agreement.csv has the same numbers (plus its own columns),
+    # and counts the patients with one value only.
+    full = feature_agreement(truth, predicted, ["a", "b"]).set_index("feature")
+    pd.testing.assert_frame_equal(table, full[table.columns])
+    assert full.loc["a", "n_truth_only"] == 1 and full.loc["b", "n_truth_only"] == 0
     tiny = agreement_table(truth.head(2), predicted.head(2), ["b"])
     assert math.isnan(tiny.loc[0, "icc"]) and "too few" in tiny.loc[0, "reason"]
 

@@ -66,7 +66,7 @@ from gliomics import io
 from gliomics.config import AssociateParams
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.schema import FEATURE_COLUMNS
-from gliomics.stats.agreement import icc_2_1
+from gliomics.stats.agreement import feature_agreement
 
 TESTS = "tests.csv"
 ROC = "roc_auc.csv"
@@ -224,7 +224,6 @@ def agreement_tables(truth, predicted, clinical, columns, outcomes, params: Asso
 
     Returns ``(agreement, agreement_tests)``.
     """
-    import numpy as np
     import pandas as pd
 
     from gliomics.stats import DEFAULT_GROUPS, association_tests
@@ -241,41 +240,22 @@ def agreement_tables(truth, predicted, clinical, columns, outcomes, params: Asso
     fate["survives"] = fate["p_bonferroni_predicted"] < ALPHA
     fate = fate.rename(columns={"reason": "reason_predicted"})
 
-    both = truth[["patient", *columns]].merge(predicted[["patient", *columns]], on="patient", how="outer",
-                                              suffixes=("_truth", "_predicted"))
-    rows = []
-    for c in columns:
-        a = both[f"{c}_truth"].to_numpy(dtype=float)
-        b = both[f"{c}_predicted"].to_numpy(dtype=float)
-        ok = np.isfinite(a) & np.isfinite(b)
-        n = int(ok.sum())
-        row = dict(feature=c, n_pairs=n, n_truth_only=int((np.isfinite(a) & ~np.isfinite(b)).sum()),
-                   n_predicted_only=int((~np.isfinite(a) & np.isfinite(b)).sum()))
-        reason = None
-        if n < 3:
-            reason = f"too few patients with both values (n={n} < 3)"
-        else:
-            res = icc_2_1(np.column_stack([a[ok], b[ok]]))
-            if not np.isfinite(res["icc"]):
-                reason = "no variance across patients (ICC undefined)"
-            row.update(icc=res["icc"], icc_ci_low=res["ci_low"], icc_ci_high=res["ci_high"], icc_F=res["F"],
-                       icc_p=res["p"], mean_truth=float(a[ok].mean()), mean_predicted=float(b[ok].mean()),
-                       mean_difference=float((b[ok] - a[ok]).mean()))
-        mine = fate[fate["feature"] == c]
-        row.update(
-            n_significant_truth=len(mine),
-            n_survive_predicted=int(mine["survives"].sum()),
-            significant_truth="; ".join(f"{g}/{f}" for g, f in zip(mine["group"], mine["family"])) or None,
-            survive_predicted="; ".join(f"{g}/{f}" for g, f, s in zip(mine["group"], mine["family"],
-                                                                   mine["survives"]) if s) or None,
-            reason=reason,
-        )
-        rows.append(row)
+    agreement = feature_agreement(truth, predicted, columns)
+    fates = []
+    for feature in agreement["feature"]:
+        mine = fate[fate["feature"] == feature]
+        fates.append({
+            "n_significant_truth": len(mine),
+            "n_survive_predicted": int(mine["survives"].sum()),
+            "significant_truth": "; ".join(f"{g}/{f}" for g, f in zip(mine["group"], mine["family"])) or None,
+            "survive_predicted": "; ".join(f"{g}/{f}" for g, f, s in zip(mine["group"], mine["family"],
+                                                                       mine["survives"]) if s) or None,
+        })
+    agreement = pd.concat([agreement, pd.DataFrame.from_records(fates, index=agreement.index)], axis=1)
     cols = ["feature", "n_pairs", "n_truth_only", "n_predicted_only", "icc", "icc_ci_low", "icc_ci_high",
             "icc_F", "icc_p", "mean_truth", "mean_predicted", "mean_difference", "n_significant_truth",
             "n_survive_predicted", "significant_truth", "survive_predicted", "reason"]
-    agreement = pd.DataFrame.from_records(rows).reindex(columns=cols)
-    return agreement, fate
+    return agreement.reindex(columns=cols), fate
 
 
 # --------------------------------------------------------------------- analysis

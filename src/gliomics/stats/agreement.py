@@ -1,4 +1,8 @@
-"""Agreement of a feature measured twice (truth vs predicted masks): intraclass correlation."""
+"""Agreement of a feature measured twice (truth vs predicted masks): intraclass correlation.
+
+:func:`feature_agreement` is the one table of it, used by the association stage (``agreement.csv``) and by
+the study report.
+"""
 
 from __future__ import annotations
 
@@ -64,3 +68,57 @@ def icc_2_1(ratings, confidence_level: float = 0.95) -> dict:
         high = n * (f_lo * bms - ems) / (common + n * f_lo * bms)
         out["ci_low"], out["ci_high"] = float(min(low, icc)), float(max(high, icc))
     return out
+
+
+def icc_3_1(ratings) -> float:
+    """ICC(3,1) of Shrout & Fleiss (1979): two-way mixed, consistency, single measure.
+
+    .. math::  ICC(3,1) = \\frac{BMS - EMS}{BMS + (k-1) EMS}
+
+    with the two-way ANOVA mean squares of :func:`~gliomics.stages.associate.icc_2_1`
+    (BMS: between targets, EMS: residual). Shrout & Fleiss' Table 2 data
+    give 0.71. NaN when the denominator vanishes (no variance at all).
+    """
+    res = icc_2_1(ratings)
+    k = res["k"]
+    denom = res["bms"] + (k - 1) * res["ems"]
+    if denom <= 0:
+        return math.nan
+    return float((res["bms"] - res["ems"]) / denom)
+
+
+#: Columns of :func:`feature_agreement`.
+AGREEMENT_COLUMNS = ["feature", "n_pairs", "n_truth_only", "n_predicted_only", "icc", "icc_ci_low", "icc_ci_high",
+                     "icc_F", "icc_p", "icc_3_1", "mean_truth", "mean_predicted", "mean_difference", "reason"]
+
+
+def feature_agreement(truth, predicted, columns, *, min_pairs: int = 3):
+    """Per feature of two features tables (``patient`` + ``columns``), matched on ``patient``: the patients with
+    both values (``n_pairs``) and with one only, ICC(2,1) with its 95% CI, F and p (:func:`icc_2_1`),
+    ICC(3,1) (:func:`icc_3_1`), the means and the mean difference (predicted - truth). A feature with fewer than
+    ``min_pairs`` complete pairs, or without variance, gets NaN and a ``reason``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    both = truth[["patient", *columns]].merge(predicted[["patient", *columns]], on="patient", how="outer",
+                                              suffixes=("_truth", "_predicted"))
+    rows = []
+    for column in columns:
+        a = both[f"{column}_truth"].to_numpy(dtype=float)
+        b = both[f"{column}_predicted"].to_numpy(dtype=float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        row = {"feature": column, "n_pairs": int(ok.sum()), "n_truth_only": int((np.isfinite(a) & ~np.isfinite(b)).sum()),
+               "n_predicted_only": int((~np.isfinite(a) & np.isfinite(b)).sum()), "reason": None}
+        if ok.sum() < min_pairs:
+            row["reason"] = f"too few patients with both values (n={int(ok.sum())} < {min_pairs})"
+        else:
+            pair = np.column_stack([a[ok], b[ok]])
+            res = icc_2_1(pair)
+            row.update(icc=res["icc"], icc_ci_low=res["ci_low"], icc_ci_high=res["ci_high"], icc_F=res["F"],
+                       icc_p=res["p"], icc_3_1=icc_3_1(pair), mean_truth=float(a[ok].mean()),
+                       mean_predicted=float(b[ok].mean()), mean_difference=float((b[ok] - a[ok]).mean()))
+            if not np.isfinite(res["icc"]):
+                row["reason"] = "no variance across patients (ICC undefined)"
+        rows.append(row)
+    return pd.DataFrame.from_records(rows).reindex(columns=AGREEMENT_COLUMNS)
