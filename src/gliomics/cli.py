@@ -407,6 +407,8 @@ def cmd_analyze(args) -> int:
         print(f"analyze: {summary['n_patients'] - summary['n_failed']} of {summary['n_patients']} patients analysed "
               f"in {summary['seconds']:.0f} s → {args.out}/index.html, {args.out}/index.csv, {args.out}/<folder>/")
         print(f"analyze: model {summary['model_uri']}: {summary['model_reason']}")
+        if summary.get("reference_note"):
+            print(f"analyze: warning: {summary['reference_note']}", file=sys.stderr)
         if summary["n_failed"]:
             print(f"analyze: {summary['n_failed']} failed ({', '.join(summary['failed'][:5])}"
                   f"{' …' if summary['n_failed'] > 5 else ''}); why: {args.out}/index.html", file=sys.stderr)
@@ -417,6 +419,8 @@ def cmd_analyze(args) -> int:
           f"({summary['tumour_voxels']} voxels) in {summary['seconds']:.1f} s → {args.out}/report.html, "
           "features.csv, masks/")
     print(f"analyze: model {summary['model_uri']}: {summary['model_reason']}")
+    if summary.get("reference_note"):
+        print(f"analyze: warning: {summary['reference_note']}", file=sys.stderr)
     return 0
 
 

@@ -329,3 +329,17 @@ def test_batch_from_a_list_file_and_its_errors(incoming, stub_segmenter, tmp_pat
     with pytest.raises(GliomicsError, match="not an earlier batch analyze output"):
         run_analyze_batch(incoming, unrelated, params_from_dict({}), model_uri=stub_segmenter)
     assert (unrelated / "notes.txt").read_text() == "keep me"
+
+
+def test_a_synthetic_reference_cohort_is_said(patient_dir, stub_segmenter, full_reports, small_cohort, tmp_path):
+    from gliomics.config import params_from_dict
+    from gliomics.stages.analyze import SYNTHETIC_REFERENCE
+
+    options = dict(model_uri=stub_segmenter, reference_csv=full_reports / "features" / "features_truth.csv",
+                   associations=full_reports / "associations" / "truth", clinical_csv=small_cohort / "data.csv")
+    demo = run_analyze(patient_dir, tmp_path / "demo", params_from_dict({"profile": "demo"}), **options)
+    assert demo["reference_note"] == SYNTHETIC_REFERENCE
+    assert "synthetic demo cohort" in (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    real = run_analyze(patient_dir, tmp_path / "cpu", params_from_dict({"profile": "cpu"}), **options)
+    assert real["reference_note"] is None
+    assert "synthetic demo cohort" not in (tmp_path / "cpu" / "report.html").read_text(encoding="utf-8")

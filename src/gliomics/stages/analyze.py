@@ -52,6 +52,10 @@ FEATURES = "features.csv"
 MASKS = "masks"
 #: Largest slices shown in the overlay.
 N_LARGEST = 3
+#: Said (report, index page, terminal) when the reference tables come from the synthetic demo cohort.
+SYNTHETIC_REFERENCE = ("The reference cohort is the synthetic demo cohort (profile demo): the percentiles and "
+                       "cluster statements describe synthetic patients, not TCGA-LGG. Run the pipeline on the real "
+                       "cohort (gliomics ingest, profile cpu) for real reference values.")
 DISCLAIMER = ("These statements describe where this patient's values lie among the reference cohort's "
               "patients. They are not a diagnosis and not a prediction of the patient's genomic subtype.")
 
@@ -203,7 +207,7 @@ def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Pat
 
 def render_patient_report(folder: str, images, masks, row: dict, *, summary: dict, reference, tests, roc, clinical,
                           spacing, reference_csv: Path, associations: Path,
-                          reference_scope: str = "all patients of the table") -> str:
+                          reference_scope: str = "all patients of the table", reference_note: str | None = None) -> str:
     """The self-contained HTML page of one analysed patient."""
     from gliomics.features import FEATURE_COLUMNS
     from gliomics.features.patient import SLICE_MEAN_COLUMNS
@@ -247,6 +251,8 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
         table = feature_percentiles(row, reference, columns)
         feats.add(h.paragraph(f"Each value's percentile among the {len(reference)} patients of the reference "
                               f"cohort ({h.shown_path(reference_csv)}, truth masks; {reference_scope})."))
+        if reference_note:
+            feats.add(h.note(reference_note))
         feats.add(h.image(feature_positions(reference, row, FEATURE_COLUMNS),
                           caption="the 14 thesis features"))
         feats.add(h.table(table, caption="feature values and their percentile in the reference cohort "
@@ -295,6 +301,7 @@ class Analyzer:
     reference_csv: Path
     associations: Path
     batch_size: int = 8
+    reference_note: str | None = None  # SYNTHETIC_REFERENCE when the reference is the demo cohort
 
 
 def prepare_analyzer(params, *, model_uri=None, gate_uri: str | None = None,
@@ -325,6 +332,7 @@ def prepare_analyzer(params, *, model_uri=None, gate_uri: str | None = None,
     return Analyzer(model=model, preprocessing=preprocessing, settings=settings, gate=gate, model_uri=choice.uri,
                     model_reason=choice.reason, gate_uri=gate_uri, feature_kw=feature_settings(params.features),
                     reference=reference, tests=tests, roc=roc, clinical=clinical, reference_scope=reference_scope,
+                    reference_note=SYNTHETIC_REFERENCE if reference is not None and params.profile == "demo" else None,
                     reference_csv=Path(reference_csv), associations=Path(associations), batch_size=batch_size)
 
 
@@ -361,13 +369,14 @@ def analyze_patient(analyzer: Analyzer, input_dir: Path, out_dir: Path, slices, 
         "model_reason": analyzer.model_reason, "gate_uri": analyzer.gate_uri,
         "n_gated_out": n_gated_out, "post": analyzer.settings,
         "n_reference_patients": 0 if reference is None else int(len(reference)),
-        "reference_scope": analyzer.reference_scope,
+        "reference_scope": analyzer.reference_scope, "reference_note": analyzer.reference_note,
         "seconds": round(time.perf_counter() - started, 2),
     }
     page = render_patient_report(folder, images, masks, row, summary=summary, reference=reference,
                                  tests=analyzer.tests, roc=analyzer.roc, clinical=analyzer.clinical,
                                  spacing=analyzer.feature_kw["spacing"], reference_csv=analyzer.reference_csv,
-                                 associations=analyzer.associations, reference_scope=analyzer.reference_scope)
+                                 associations=analyzer.associations, reference_scope=analyzer.reference_scope,
+                                 reference_note=analyzer.reference_note)
     with io.atomic_path(out_dir) as tmp:
         (tmp / MASKS).mkdir(parents=True)
         for (number, _), mask in zip(slices, masks):
@@ -495,6 +504,8 @@ def render_index(records, analyzer: Analyzer, source: Path) -> str:
                                "why this model": analyzer.model_reason,
                                "reference cohort": f"{h.shown_path(analyzer.reference_csv)} ({analyzer.reference_scope})"
                                if analyzer.reference is not None else "not available"}))
+    if analyzer.reference_note:
+        overview.add(h.note(analyzer.reference_note))
     columns = ["folder", "n_slices", "n_tumour_slices", "tumour_voxels", "volume_3d", *FEATURE_COLUMNS]
     if not done.empty:
         overview.add(h.table(done[[c for c in columns if c in done]], links=report_link,
@@ -570,4 +581,5 @@ def run_analyze_batch(source: str | Path, out_dir: str | Path, params, *, model_
     failed = [r["folder"] for r in records if r["status"] != "ok"]
     return {"n_patients": len(records), "n_failed": len(failed), "failed": failed,
             "model_uri": inference_name(analyzer), "model_reason": analyzer.model_reason,
+            "reference_note": analyzer.reference_note,
             "seconds": round(time.perf_counter() - started, 2)}
