@@ -33,17 +33,23 @@ trap 'rm -rf "$WORK"' EXIT
 say() { echo "[check-image $(date +%T)] $*"; }
 seconds_since() { echo $(( $(date +%s) - $1 )); }
 
-# 1. podman
-started=$(date +%s)
-if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
+# Debian packages, when missing (root on Debian/Ubuntu only; elsewhere say what to install).
+install_packages() {
+    local missing=()
+    for package in "$@"; do command -v "$package" >/dev/null || missing+=("$package"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        say "podman is missing and this is not root on Debian/Ubuntu: install podman and debootstrap, then re-run"
+        say "missing: ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and re-run"
         exit 2
     fi
-    say "installing podman and debootstrap from the Debian packages"
+    say "installing ${missing[*]} from the Debian packages"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman debootstrap >/dev/null
-fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# 1. podman
+started=$(date +%s)
+install_packages podman
 install_s=$(seconds_since "$started")
 say "$(podman --version)"
 
@@ -54,13 +60,14 @@ if podman pull -q "$BASE" >"$WORK/pull.log" 2>&1; then
     base_image=$BASE
     say "base $BASE pulled"
 else
-    pull_error=$(grep -m1 -i 'error' "$WORK/pull.log" || tail -1 "$WORK/pull.log")
+    pull_error=$(grep -m1 -i 'error' "$WORK/pull.log" || tail -1 "$WORK/pull.log" || true)
     say "cannot pull $BASE: $pull_error"
     base_source="debootstrap"
     base_image=$LOCAL_BASE
     if podman image exists "$LOCAL_BASE"; then
         say "using the local base built earlier: $LOCAL_BASE"
     else
+        install_packages debootstrap
         say "building $LOCAL_BASE with debootstrap (Debian bookworm, $MIRROR)"
         rootfs="$WORK/rootfs"
         debootstrap --variant=minbase \
@@ -88,11 +95,10 @@ PODMAN=(podman)
 LIMITS=()
 runtime_note="podman defaults"
 if ! podman run --rm "$base_image" true >"$WORK/probe.log" 2>&1; then
-    runtime_note="podman defaults fail here: $(grep -m1 -i 'error' "$WORK/probe.log" | tr -d '"')"
+    runtime_note="podman defaults fail here: $({ grep -m1 -i 'error' "$WORK/probe.log" || tail -1 "$WORK/probe.log"; } \
+        | tr -d '"' || true)"
     say "$runtime_note"
-    if ! command -v runc >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null
-    fi
+    install_packages runc
     nofile=$(ulimit -Hn)
     nproc=$(ulimit -Hu)
     [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
@@ -132,22 +138,18 @@ grep -q "Running stage 'report'" "$WORK/run.log" || { say "the demo did not run 
 say "make demo inside the image: ${run_s} s"
 
 mkdir -p "$(dirname "$RESULT")"
-cat >"$RESULT.tmp" <<EOF
-{
-  "date": "$(date +%F)",
-  "podman": "$(podman --version | awk '{print $3}')",
-  "base": "$base_image",
-  "base_source": "$base_source",
-  "pull_error": "$(echo "${pull_error:-}" | tr -d '"')",
-  "runtime": "$runtime_note",
-  "install_seconds": $install_s,
-  "base_seconds": $base_s,
-  "build_seconds": $build_s,
-  "image_bytes": $size_bytes,
-  "demo_seconds": $run_s,
-  "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)",
-  "cores": $(nproc)
-}
-EOF
+# JSON written by Python, so that error texts with quotes or backslashes stay valid JSON.
+DATE=$(date +%F) PODMAN=$(podman --version | awk '{print $3}') BASE_IMAGE=$base_image BASE_SOURCE=$base_source \
+PULL_ERROR=${pull_error:-} RUNTIME=$runtime_note INSTALL_S=$install_s BASE_S=$base_s BUILD_S=$build_s \
+IMAGE_BYTES=$size_bytes DEMO_S=$run_s CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) \
+CORES=$(nproc) python3 - >"$RESULT.tmp" <<'PY'
+import json, os
+e = os.environ
+print(json.dumps({"date": e["DATE"], "podman": e["PODMAN"], "base": e["BASE_IMAGE"], "base_source": e["BASE_SOURCE"],
+                  "pull_error": e["PULL_ERROR"], "runtime": e["RUNTIME"], "install_seconds": int(e["INSTALL_S"]),
+                  "base_seconds": int(e["BASE_S"]), "build_seconds": int(e["BUILD_S"]),
+                  "image_bytes": int(e["IMAGE_BYTES"]), "demo_seconds": int(e["DEMO_S"]), "cpu": e["CPU"],
+                  "cores": int(e["CORES"])}, indent=2))
+PY
 mv "$RESULT.tmp" "$RESULT"
 say "summary: $RESULT"

@@ -74,14 +74,31 @@ def closure(start: set[str]) -> set[Path]:
 
 
 def handler_modules(subcommand: str) -> set[str]:
-    """The gliomics modules imported by the cli handler of ``subcommand``."""
-    from gliomics.cli import build_parser
+    """The gliomics modules imported by the cli handler of ``subcommand`` and by the cli.py functions it calls
+    (``_params``, ``_evaluate_classifier``, ..., followed recursively), plus the modules cli.py imports at its
+    top (``layout``, ``errors``) that those functions use."""
+    import gliomics.cli as cli
 
-    parser = build_parser()
+    parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
     handler = choices[subcommand].get_default("func")
-    tree = ast.parse(textwrap.dedent(inspect.getsource(handler)))
-    return imported_modules(tree, "gliomics")
+    cli_functions = {name: obj for name, obj in vars(cli).items()
+                     if inspect.isfunction(obj) and obj.__module__ == cli.__name__}
+    top_level = imported_modules(ast.Module(body=[n for n in ast.parse(inspect.getsource(cli)).body
+                                                  if isinstance(n, (ast.Import, ast.ImportFrom))],
+                                            type_ignores=[]), "gliomics")
+    modules, seen, todo = set(), set(), [handler.__name__]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cli_functions[name])))
+        modules |= imported_modules(tree, "gliomics")
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        todo += sorted(used & set(cli_functions))
+        modules |= {m for m in top_level if m.rpartition(".")[2] in used}
+    return modules
 
 
 def stages():

@@ -34,6 +34,13 @@ def test_every_module_a_stage_runs_is_a_dependency(stage, command, deps):
                          "run `python scripts/dvc_code_deps.py --write`")
 
 
+def test_the_closure_follows_the_cli_helpers_a_handler_calls():
+    # cmd_evaluate reaches the classifier code through _evaluate_classifier, and every handler reads params
+    # through _params (gliomics.config).
+    code = {str(p.relative_to(deps_tool.SRC)) for p in deps_tool.closure(deps_tool.handler_modules("evaluate"))}
+    assert {"gliomics/stages/evaluate_classifier.py", "gliomics/config.py", "gliomics/layout.py"} <= code
+
+
 def test_the_closure_follows_function_level_imports():
     # cli.cmd_analyze imports the analyze stage inside the function; the stage imports the features package.
     code = {str(p.relative_to(deps_tool.SRC)) for p in deps_tool.closure(deps_tool.handler_modules("analyze"))}

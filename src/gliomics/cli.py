@@ -30,11 +30,14 @@ OUTPUTS = {
     "synth": {"out": "folder"}, "ingest": {"dest": "folder"}, "validate": {"out": "files"},
     "split": {"out": "files"}, "features": {"out": "file"}, "associate": {"out": "folder", "metrics": "file"},
     "train": {"out": "folder", "checkpoints": "files", "reports": "files"},
-    "tune": {"out": "folder", "reports": "files"}, "evaluate": {"out": "files"}, "segment": {"out": "folder"},
-    "train-classifier": {"out": "folder", "checkpoints": "files", "reports": "files"},
+    "tune": {"out": "folder", "reports": "files", "store_root": "files", "work_dir": "files"},
+    "evaluate": {"out": "files"}, "segment": {"out": "folder"},
+    "train-classifier": {"out": "folder", "checkpoints": "files", "reports": "files", "store": "folder"},
     "register-classifier": {"out": "files"}, "calibrate-classifier": {"out": "folder"},
     "register": {"out": "files"}, "report": {"out": "file"}, "analyze": {"out": "folder"},
 }
+#: Outputs that are not marked: a cohort is versioned by data.dvc, whose hash a marker file would change.
+UNMARKED = {("synth", "out"), ("ingest", "dest")}
 #: Inputs the output may neither be, lie inside nor (a replaced folder) contain: cohorts, patients, models.
 DATA_INPUTS = ("source", "data", "input", "model", "gate")
 #: Inputs the output may neither be nor (a replaced folder) contain: the tables a command reads.
@@ -48,23 +51,67 @@ def _is_cohort(folder: Path) -> bool:
         p.name == "data.csv" or (p.is_dir() and p.name.startswith("TCGA_")) for p in entries)
 
 
-#: Existing folders a command may replace although they carry no marker (written before markers existed).
+def _model_of_task(task: str):
+    """``folder -> bool``: an MLflow model folder of ``task`` (its metadata's task; a segmenter when it has none,
+    as models saved before tasks were recorded), never the models shipped with the project."""
+    def accept(folder: Path) -> bool:
+        import yaml
+
+        if "pretrained" in folder.resolve().parts or not (folder / "MLmodel").is_file():
+            return False
+        try:
+            metadata = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("metadata") or {}
+        except (OSError, yaml.YAMLError):
+            return False
+        return (metadata.get("gliomics") or {}).get("task", "segmenter") == task
+    return accept
+
+
+#: Existing folders a command may replace although they carry no marker of it (written before markers
+#: existed, or not marked at all).
 REPLACEABLE = {
     "ingest": _is_cohort, "synth": _is_cohort,
-    "train": lambda f: (f / "MLmodel").is_file(), "tune": lambda f: (f / "MLmodel").is_file(),
-    "train-classifier": lambda f: (f / "MLmodel").is_file(),
-    "calibrate-classifier": lambda f: (f / "MLmodel").is_file(),
-    "analyze": lambda f: (f / "report.html").is_file() or (f / "index.html").is_file(),
+    "train": _model_of_task("segmenter"), "tune": lambda f: (f / "MLmodel").is_file() and "pretrained" not in
+    f.resolve().parts, "train-classifier": _model_of_task("classifier"),
+    "calibrate-classifier": _model_of_task("classifier"),
+    "associate": lambda f: (f / "summary.json").is_file() or (f / "validation_failed.json").is_file(),
+    "analyze": lambda f: (f / "report.html").is_file() or ((f / "index.html").is_file() and (f / "index.csv").is_file()),
 }
+#: For train-classifier --store: an array store (its store.json) may be rebuilt.
+STORE_REPLACEABLE = lambda f: (f / "store.json").is_file()  # noqa: E731
 
 
 def _paths(value) -> list:
     return [] if value is None else [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
-def _outputs(args) -> list[tuple[str, str]]:
-    """``[(path, kind), ...]``: the outputs this invocation names (defaults resolved later are the project's own)."""
-    return [(str(getattr(args, option)), kind) for option, kind in OUTPUTS.get(args.command, {}).items()
+def resolve_default_outputs(args) -> None:
+    """Fill in the output options whose defaults depend on other options, so that the output rule checks (and a
+    re-run finds) the place the command will really write."""
+    command = args.command
+    if command == "train":
+        suffix = layout.fold_suffix(args.fold)
+        args.out = args.out or f"{layout.SEGMENTER}{suffix}"
+        args.checkpoints = args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}"
+        args.reports = args.reports or f"{layout.TRAIN_REPORTS}{suffix}"
+    elif command == "features":
+        args.out = args.out or str(layout.features_table(args.masks))
+    elif command == "evaluate":
+        args.out = args.out or str(layout.CLASSIFIER_EVALUATE if args.task == "classifier" else layout.EVALUATE)
+    elif command == "validate" and args.out is None:
+        args.out = validate_out_dir(args.data or _params(args).data.raw, _params(args).data.raw)
+    elif command == "calibrate-classifier":
+        args.out = args.out or f"{str(args.model).rstrip('/')}-calibrated"
+    elif command == "tune":
+        from gliomics.stages.tune import MODEL_DIRS, REPORTS_DIRS
+
+        args.reports = args.reports or str(REPORTS_DIRS[args.task])
+        args.out = args.out or str(MODEL_DIRS[args.task])
+
+
+def _outputs(args) -> list[tuple[str, str, str]]:
+    """``[(option, path, kind), ...]``: the outputs this invocation writes."""
+    return [(option, str(getattr(args, option)), kind) for option, kind in OUTPUTS.get(args.command, {}).items()
             if getattr(args, option, None)]
 
 
@@ -72,6 +119,7 @@ def check_outputs(args) -> None:
     """Apply :func:`gliomics.io.check_output` to every output of ``args`` before the command runs."""
     from gliomics import io
 
+    resolve_default_outputs(args)
     outputs = _outputs(args)
     if not outputs:
         return
@@ -80,17 +128,18 @@ def check_outputs(args) -> None:
     if "data" in vars(args) and args.data is None and args.command not in ("synth", "ingest"):
         data.append(_params(args).data.raw)  # the default cohort is an input too
     tables = [p for option in TABLE_INPUTS if option not in own for p in _paths(getattr(args, option, None))]
-    for path, kind in outputs:
+    for option, path, kind in outputs:
+        replaceable = STORE_REPLACEABLE if option == "store" else REPLACEABLE.get(args.command)
         io.check_output(path, command=f"gliomics {args.command}", kind=kind, data_inputs=data, other_inputs=tables,
-                        force=bool(getattr(args, "force", False)), replaceable=REPLACEABLE.get(args.command))
+                        force=bool(getattr(args, "force", False)), replaceable=replaceable)
 
 
 def mark_outputs(args) -> None:
     """After success: mark each folder output as this command's, so that a re-run may replace it."""
     from gliomics import io
 
-    for path, kind in _outputs(args):
-        if kind == "folder":
+    for option, path, kind in _outputs(args):
+        if kind == "folder" and (args.command, option) not in UNMARKED:
             io.mark_output(path, f"gliomics {args.command}")
 
 
@@ -181,7 +230,7 @@ def cmd_associate(args) -> int:
     params = _params(args)
     clinical = args.clinical or str(Path(params.data.raw) / "data.csv")
     summary = run_associate(args.features, clinical, args.out, params.associate, log_mlflow=not args.no_mlflow,
-                            profile=params.profile, plots=not args.no_plots)
+                            profile=params.profile, plots=not args.no_plots, force=args.force)
     if args.metrics:
         from gliomics import io
 

@@ -17,6 +17,7 @@ temporary folders left by a killed run are removed on the next start
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -105,7 +106,7 @@ def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
     removed = []
     if not target.parent.is_dir():
         return removed
-    for folder in target.parent.glob(f".{target.name}.*"):
+    for folder in target.parent.glob(f".{glob.escape(target.name)}.*"):
         owner = folder / _OWNER_FILE
         if not folder.is_dir() or not owner.is_file():
             continue  # not ours
@@ -153,9 +154,15 @@ def check_output(target: str | os.PathLike, *, command: str, kind: str, data_inp
     from gliomics.errors import GliomicsError
 
     given = Path(target)
-    out = given.resolve()
-    data = [Path(p).resolve() for p in data_inputs if p and ":/" not in str(p)]
-    others = [Path(p).resolve() for p in other_inputs if p and ":/" not in str(p)]
+    try:
+        out = given.resolve()
+        data = [Path(p).resolve() for p in data_inputs if p and ":/" not in str(p)]
+        others = [Path(p).resolve() for p in other_inputs if p and ":/" not in str(p)]
+    except (RuntimeError, OSError) as error:  # a symlink loop
+        raise GliomicsError(f"{given}: cannot resolve the path ({error})") from None
+    if kind == "folder" and given.is_symlink():
+        raise GliomicsError(f"{given}: is a symbolic link; a folder output is replaced whole, so name the real "
+                            f"folder ({out}) or another one")
     for source in data + others:
         if out == source:
             raise GliomicsError(f"{given}: is an input of this command; write the output elsewhere")

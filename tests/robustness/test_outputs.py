@@ -43,7 +43,7 @@ def test_ingest_replaces_a_cohort_and_validates_first(project, capsys):
     source = project / "incoming"
     shutil.copytree(project / "data" / "raw", source)
     assert main(["ingest", str(source), "--dest", "data/raw", "--no-dvc"]) == 0  # a cohort: replaceable
-    assert io.written_by(project / "data" / "raw") == "gliomics ingest"
+    assert not (project / "data" / "raw" / io.OUTPUT_MARKER).exists()  # data.dvc's hash stays the cohort's
     capsys.readouterr()
     broken = project / "broken"
     shutil.copytree(source, broken)
@@ -136,3 +136,32 @@ def test_check_output_unit_rules(tmp_path):
     with pytest.raises(GliomicsError, match="is the output of `gliomics a`"):
         check(done, command="gliomics b", kind="folder")
     check(done, command="gliomics b", kind="folder", force=True)
+
+
+def test_store_and_model_folders_are_replaced_only_by_their_own_kind(project, capsys, tmp_path):
+    refused(project, capsys, ["train-classifier", "--store", "data/raw", "--no-mlflow"], "is an input")
+    (project / "notes").mkdir()
+    (project / "notes" / "n.txt").write_text("keep")
+    refused(project, capsys, ["train-classifier", "--store", "notes", "--no-mlflow"],
+            "is not an earlier output of this command")
+    from gliomics.cli import REPLACEABLE
+
+    classifier = tmp_path / "classifier"
+    classifier.mkdir()
+    (classifier / "MLmodel").write_text("metadata:\n  gliomics:\n    task: classifier\n")
+    segmenter = tmp_path / "segmenter"
+    segmenter.mkdir()
+    (segmenter / "MLmodel").write_text("metadata:\n  gliomics:\n    task: segmenter\n")
+    shipped = tmp_path / "models" / "pretrained" / "lgg-segmenter"
+    shipped.mkdir(parents=True)
+    (shipped / "MLmodel").write_text("metadata:\n  gliomics:\n    task: segmenter\n")
+    assert REPLACEABLE["train"](segmenter) and not REPLACEABLE["train"](classifier)
+    assert REPLACEABLE["train-classifier"](classifier) and not REPLACEABLE["train-classifier"](segmenter)
+    assert not REPLACEABLE["train"](shipped)  # the shipped model is never replaced without --force
+
+
+def test_a_symlinked_output_folder_is_refused_before_any_work(project, capsys, stub_segmenter):
+    (project / "real").mkdir()
+    (project / "link").symlink_to(project / "real")
+    refused(project, capsys, ["segment", "--input", "data/raw", "--model", stub_segmenter, "--no-mlflow",
+                              "--out", "link"], "is a symbolic link")

@@ -33,6 +33,7 @@ the cohort; it is not a diagnosis.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -569,6 +570,9 @@ def run_analyze_batch(source: str | Path, out_dir: str | Path, params, *, model_
             # The folder's name, not its path on this machine: the index is shared.
             record.update(status="failed", error=_error_text(error).replace(str(folder_path), folder_path.name))
             tqdm.write(f"analyze: {folder_path.name}: failed: {record['error']}", file=sys.stderr)
+            earlier = out_dir / folder_path.name
+            if (earlier / REPORT).is_file():  # an earlier run's report must not stand for this run
+                shutil.rmtree(earlier)
         else:
             record.update({**row, "n_slices": summary["n_slices"], "n_tumour_slices": summary["n_tumour_slices"],
                            "tumour_voxels": summary["tumour_voxels"], "seconds": summary["seconds"]})

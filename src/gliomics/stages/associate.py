@@ -207,11 +207,12 @@ def _check_params(params: AssociateParams) -> None:
         raise GliomicsError(f"{where}.auc_threshold: {params.auc_threshold!r} is not in [0, 1)")
 
 
-def _check_out_dir(out_dir: Path) -> None:
+def _check_out_dir(out_dir: Path, force: bool = False) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise GliomicsError(f"{out_dir}: exists and is not a folder")
-        if any(out_dir.iterdir()) and not ((out_dir / SUMMARY).exists() or (out_dir / FAILED).exists()):
+        if (any(out_dir.iterdir()) and not force
+                and not ((out_dir / SUMMARY).exists() or (out_dir / FAILED).exists())):
             raise GliomicsError(f"{out_dir}: not empty and not written by `gliomics associate`; refusing to "
                                 "replace it (choose another --out)")
 
@@ -464,8 +465,10 @@ def run_associate(
     log_mlflow: bool = True,
     profile: str | None = None,
     plots: bool = True,
+    force: bool = False,
 ) -> dict:
-    """Run the association analysis; write validated tables and figures under ``out_dir``.
+    """Run the association analysis; write validated tables and figures under ``out_dir`` (an existing folder
+    that is not an earlier associate output is refused unless ``force``).
 
     Returns the summary (also written as ``summary.json``): ``n_patients``,
     ``n_tests``, ``n_significant_bonferroni``, ``n_significant_fdr``,
@@ -480,7 +483,7 @@ def run_associate(
     t0 = time.perf_counter()
     _check_params(params)
     features_csv, clinical_csv, out_dir = Path(features_csv), Path(clinical_csv), Path(out_dir)
-    _check_out_dir(out_dir)
+    _check_out_dir(out_dir, force)
     outcomes = list(dict.fromkeys([*params.families, *params.extra_outcomes]))
     features = read_features(features_csv)
     columns, choice = feature_columns(features, features_csv)

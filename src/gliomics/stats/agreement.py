@@ -75,7 +75,7 @@ def icc_3_1(ratings) -> float:
 
     .. math::  ICC(3,1) = \\frac{BMS - EMS}{BMS + (k-1) EMS}
 
-    with the two-way ANOVA mean squares of :func:`~gliomics.stages.associate.icc_2_1`
+    with the two-way ANOVA mean squares of :func:`~gliomics.stats.agreement.icc_2_1`
     (BMS: between targets, EMS: residual). Shrout & Fleiss' Table 2 data
     give 0.71. NaN when the denominator vanishes (no variance at all).
     """
