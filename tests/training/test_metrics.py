@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gliomics  # noqa: F401
+from gliomics.models.postprocess import postprocess
 from gliomics.training import metrics as M
 
 
@@ -101,25 +102,25 @@ def test_postprocess_largest_component_and_holes():
     prob[0, 8, 8] = 0.95             # isolated small component
     prob[3, 8:10, 0:2] = 0.7         # another small one
     prob[2, 7, 7] = 0.5              # exactly the threshold: off
-    out = M.postprocess(prob)
+    out = postprocess(prob)
     expected = np.zeros_like(out)
     expected[1:3, 1:6, 1:6] = True
     assert out.dtype == bool
     np.testing.assert_array_equal(out, expected)
-    kept_hole = M.postprocess(prob, fill_holes=False)
+    kept_hole = postprocess(prob, fill_holes=False)
     assert not kept_hole[1, 3, 3] and kept_hole.sum() == 48
-    all_parts = M.postprocess(prob, largest_component=False)
+    all_parts = postprocess(prob, largest_component=False)
     assert all_parts.sum() == 50 + 1 + 4
-    lower = M.postprocess(prob, threshold=0.05, largest_component=False, fill_holes=False)
+    lower = postprocess(prob, threshold=0.05, largest_component=False, fill_holes=False)
     assert lower.sum() == 50 + 1 + 4 + 1    # the 0.5 voxel now counts
-    assert not M.postprocess(np.zeros((2, 3, 3))).any()
+    assert not postprocess(np.zeros((2, 3, 3))).any()
 
 
 def test_postprocess_diagonal_counts_as_connected():
     prob = np.zeros((3, 5, 5))
     prob[0, 0, 0] = prob[1, 1, 1] = prob[2, 2, 2] = 1.0   # 26-connected chain of 3
     prob[0, 4, 4] = prob[0, 4, 3] = 1.0                    # 2 voxels
-    out = M.postprocess(prob)
+    out = postprocess(prob)
     assert out.sum() == 3 and out[1, 1, 1]
 
 

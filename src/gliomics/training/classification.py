@@ -221,7 +221,7 @@ def choose_threshold(labels, probs, setting=VALIDATION, val_patients=()) -> Thre
 
 def attach_threshold(model, choice: ThresholdChoice):
     """Let ``choice`` travel with ``model`` (e.g. through a tuning trial) to
-    :func:`gliomics.stages.classifier.save_classifier`; returns ``model``."""
+    :func:`gliomics.training.export.save_classifier`; returns ``model``."""
     object.__setattr__(model, _THRESHOLD_ATTRIBUTE, choice)  # a plain attribute: Keras does not track it
     return model
 

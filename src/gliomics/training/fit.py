@@ -292,7 +292,7 @@ def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_di
     :func:`gliomics.training.classification.choose_threshold` picks it; the
     :class:`~gliomics.training.classification.ThresholdChoice` is attached to
     ``result.model`` (``attached_threshold``), and
-    :func:`gliomics.stages.classifier.save_classifier`/``log_classifier``
+    :func:`gliomics.training.export.save_classifier`/``log_classifier``
     store it as the model's ``Preprocessing.threshold``.
     """
     from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting
