@@ -42,6 +42,7 @@ def train_fold(params: str, fold: int, work: Path) -> dict:
 
 def evaluate(params: str, models: list[str], out: Path, tta: bool) -> dict:
     """Internal-test scores of ``models`` (one, or an ensemble) with or without TTA."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     seconds = run_logged(["gliomics", "--params", params, "evaluate", "--model", *models, "--split", SPLITS,
                           "--part", "test", "--out", str(out), "--no-mlflow", "--tta" if tta else "--no-tta"],
                          out.parent / f"{out.name}.log")
