@@ -37,3 +37,16 @@ def project_out_dir(script: str, out: str) -> Path | None:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resumable_summary(out: Path, fresh: dict) -> tuple[Path, dict]:
+    """``(out/summary.json, its content)``: the summary an interrupted run left, else ``fresh`` with the date and
+    this machine's CPU (a benchmark then skips what is already in it and saves after each measurement)."""
+    import json
+
+    from bench_shipped_segmenter import cpu_description
+
+    path = out / "summary.json"
+    if path.exists():
+        return path, json.loads(path.read_text())
+    return path, {"date": time.strftime("%Y-%m-%d"), "machine": cpu_description(), **fresh}

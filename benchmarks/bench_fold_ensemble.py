@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import project_out_dir, run_logged  # noqa: E402
-from bench_shipped_segmenter import cpu_description  # noqa: E402
+from _common import project_out_dir, resumable_summary, run_logged  # noqa: E402
 
 SPLITS = "reports/split/splits.csv"
 
@@ -70,10 +69,7 @@ def main() -> int:
         return 0
     from gliomics.io import write_json
 
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
-        "date": time.strftime("%Y-%m-%d"), "machine": cpu_description(), "params": args.params,
-        "folds": {}, "evaluations": {}}
+    summary_path, summary = resumable_summary(out, {"params": args.params, "folds": {}, "evaluations": {}})
 
     def save() -> None:
         write_json(summary_path, summary)

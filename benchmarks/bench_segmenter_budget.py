@@ -25,8 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import project_out_dir, run_logged  # noqa: E402
-from bench_shipped_segmenter import cpu_description  # noqa: E402
+from _common import project_out_dir, resumable_summary, run_logged  # noqa: E402
 
 PLAIN = {"arch": "plain_unet", "depth": 4, "activation": "relu", "pooling": "max", "bn_momentum": 0.9}
 CONFIGS = {
@@ -59,9 +58,7 @@ def main() -> int:
         return 0
     from gliomics.io import write_json
 
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
-        "date": time.strftime("%Y-%m-%d"), "machine": cpu_description(), "minutes": args.minutes, "rows": {}}
+    summary_path, summary = resumable_summary(out, {"minutes": args.minutes, "rows": {}})
     base = yaml.safe_load(Path("params.yaml").read_text())
     for name in args.configs:
         if name in summary["rows"]:
