@@ -120,13 +120,22 @@ def read_slices(slices: list[tuple[int, Path]]) -> np.ndarray:
 
 def check_out_dir(out_dir: Path, input_dir: Path) -> None:
     """The output must not be inside the input, nor an existing folder that is not an analyze output."""
-    out, source = out_dir.resolve(), input_dir.resolve()
-    if out == source or source in out.parents or out in source.parents:
-        raise GliomicsError(f"{out_dir}: the output must not be the input folder, inside it or above it")
+    _check_analyze_out(out_dir, [input_dir], REPORT, "analyze", lambda given: "the input folder")
+
+
+def _check_analyze_out(out_dir: Path, inputs, earlier_file: str, what: str, naming) -> None:
+    """The checks of one analysis and of a batch: ``out_dir`` is none of ``inputs``, not inside or above one
+    (``naming(input)`` says which in the message), and, when it exists, a folder that is empty or holds
+    ``earlier_file`` (an earlier ``what`` output)."""
+    out = out_dir.resolve()
+    for given in inputs:
+        path = Path(given).resolve()
+        if out == path or path in out.parents or out in path.parents:
+            raise GliomicsError(f"{out_dir}: the output must not be {naming(given)}, inside it or above it")
     if out_dir.exists() and not out_dir.is_dir():
         raise GliomicsError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT).exists():
-        raise GliomicsError(f"{out_dir}: exists, is not empty and is not an earlier analyze output; "
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / earlier_file).exists():
+        raise GliomicsError(f"{out_dir}: exists, is not empty and is not an earlier {what} output; "
                             "choose another --out")
 
 
@@ -469,16 +478,8 @@ def patient_folders(source: str | Path) -> list[Path]:
 def check_batch_out_dir(out_dir: Path, source: Path, folders: list[Path]) -> None:
     """The batch output must not be, contain or lie inside any input; an existing non-empty folder must be
     an earlier batch output (it holds ``index.html``)."""
-    out = out_dir.resolve()
-    for given in [source, *folders] if source.is_dir() else folders:  # a list file's folder is no input
-        path = given.resolve()
-        if out == path or path in out.parents or out in path.parents:
-            raise GliomicsError(f"{out_dir}: the output must not be an input folder ({given}), inside it or above it")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GliomicsError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / INDEX_HTML).exists():
-        raise GliomicsError(f"{out_dir}: exists, is not empty and is not an earlier batch analyze output; "
-                            "choose another --out")
+    inputs = [source, *folders] if source.is_dir() else folders  # a list file's folder is no input
+    _check_analyze_out(out_dir, inputs, INDEX_HTML, "batch analyze", lambda given: f"an input folder ({given})")
 
 
 def _error_text(error: Exception) -> str:
