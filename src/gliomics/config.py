@@ -9,9 +9,12 @@ Unknown sections and keys are errors naming the nearest valid name; an empty par
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gliomics.errors import GliomicsError
 
@@ -352,8 +355,6 @@ _SECTIONS = {
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read ``path`` (defaults apply when it does not exist) into :class:`Params`."""
-    import yaml
-
     path = Path(path)
     raw: dict[str, Any] = {}
     if path.exists():
@@ -376,8 +377,6 @@ TOP_LEVEL = ("profile", "data", "synth", "split", "features", "associate", "trai
 
 def _nearest(key: str, known) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
-    import difflib
-
     match = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

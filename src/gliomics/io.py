@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from gliomics.errors import GliomicsError
+
 #: File inside a folder output naming the command that wrote it (JSON: ``{"written_by": "gliomics segment"}``).
 OUTPUT_MARKER = ".gliomics-output"
 #: File inside an :func:`atomic_path` temporary folder: the process that owns it.
@@ -151,8 +153,6 @@ def check_output(target: str | os.PathLike, *, command: str, kind: str, data_inp
     empty, this command's earlier output (:func:`written_by`), accepted by ``replaceable(folder)`` (e.g. "a
     cohort in the Kaggle layout"), or ``force``. Model URIs (``models:/…``) are not paths and are skipped.
     """
-    from gliomics.errors import GliomicsError
-
     given = Path(target)
     try:
         out = given.resolve()

@@ -6,12 +6,12 @@ import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from tqdm import tqdm
+
 
 @contextmanager
 def progress(description: str, total: int) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``(done, total)`` callback that drives a tqdm bar on stderr."""
-    from tqdm import tqdm
-
     with tqdm(total=total, desc=description, unit="it", disable=None, leave=False) as bar:
 
         def update(done: int, total_now: int) -> None:

@@ -25,6 +25,9 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
+import mlflow
+import yaml
+
 STORE_DIR = "mlruns"
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "artifacts"
@@ -98,7 +101,6 @@ def configure(root: Path | None = None):
     # MLflow's alembic migrations log at INFO on a new database; keep output readable.
     for name in ("alembic", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    import mlflow
 
     global _default_set
     uri = tracking_uri(root)
@@ -282,8 +284,6 @@ def dvc_data_hash(data_dir: str | Path, root: Path | None = None) -> str:
     tagged ``untracked:<path>`` so that runs on it are never mistaken for
     runs on the versioned cohort.
     """
-    import yaml
-
     root = root or project_root()
     dvc_file = root / "data.dvc"
     data_dir = Path(data_dir).resolve()

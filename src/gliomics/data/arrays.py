@@ -56,7 +56,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 
 from gliomics.data.kaggle import read_tif, resolve_cohort_dir, scan_cohort
 from gliomics.errors import GliomicsError
@@ -131,8 +133,6 @@ def _input_slices(root: Path, manifest):
         slices, _warnings, _folders = scan_cohort(root)
         rows = [(s.patient, s.folder, s.slice, s.image, s.mask) for s in slices]
     else:
-        import pandas as pd
-
         frame = manifest if isinstance(manifest, pd.DataFrame) else pd.read_csv(manifest)
         rows = []
         for rec in frame.itertuples(index=False):
@@ -186,8 +186,6 @@ def _fingerprint(root: Path, rows, settings: dict, manifest) -> str:
 
 def prefilter_image(image: np.ndarray, prefilter, *, filter_size: int = 3, sigma: float = 1.0) -> np.ndarray:
     """Apply the optional median/gaussian pre-filter to a uint8 (H, W, C) image."""
-    import cv2
-
     if prefilter is None:
         return image
     image = np.ascontiguousarray(image)
@@ -200,8 +198,6 @@ def prefilter_image(image: np.ndarray, prefilter, *, filter_size: int = 3, sigma
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """Resize a uint8 (H, W, C) image: area when shrinking, linear when enlarging."""
-    import cv2
-
     if image.shape[0] == size and image.shape[1] == size:
         return image
     shrink = size < image.shape[0]
@@ -210,8 +206,6 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Resize a 0/1 mask by area averaging and thresholding at 0.5."""
-    import cv2
-
     binary = (mask > 0).astype(np.float32)
     if binary.shape[0] != size or binary.shape[1] != size:
         shrink = size < binary.shape[0]
@@ -281,8 +275,6 @@ def build_array_store(
     skipped when ``out_dir`` holds a store with the same fingerprint, unless
     ``force``. ``progress`` is an optional callable ``progress(done, total)``.
     """
-    import pandas as pd
-
     root = resolve_cohort_dir(cohort_dir)
     out_dir = Path(out_dir)
     settings = _settings(image_size, prefilter, filter_size, sigma)
@@ -353,8 +345,6 @@ def build_array_store(
 
 def open_array_store(path: str | Path) -> ArrayStore:
     """Open a store written by :func:`build_array_store` (arrays memory-mapped read-only)."""
-    import pandas as pd
-
     path = Path(path)
     if not (path / META_FILE).exists():
         raise GliomicsError(f"{path}: not an array store (no {META_FILE})")

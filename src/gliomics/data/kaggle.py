@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import tifffile
 
 from gliomics.errors import GliomicsError
 
@@ -165,8 +167,6 @@ def slices_by_folder(root: Path) -> dict[str, list[SliceFiles]]:
 
 def read_tif(path: Path) -> np.ndarray:
     """Read a tif, raising :class:`GliomicsError` naming the file on failure."""
-    import tifffile
-
     try:
         return tifffile.imread(path)
     except Exception as exc:  # corrupt, truncated or not a tif at all
@@ -179,8 +179,6 @@ def read_clinical_text(path: Path):
     Text keeps non-numeric codes visible to validation instead of letting
     pandas turn a whole column into floats or objects.
     """
-    import pandas as pd
-
     if not path.exists():
         raise GliomicsError(f"{path}: missing (every cohort needs its {CLINICAL_FILE})")
     try:
@@ -192,8 +190,6 @@ def read_clinical_text(path: Path):
 
 def read_clinical(path: Path):
     """Read a validated ``data.csv`` with numeric codes (NaN = missing)."""
-    import pandas as pd
-
     frame = read_clinical_text(path)
     for column in frame.columns:
         if column != "Patient":

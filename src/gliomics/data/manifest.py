@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from gliomics.data.kaggle import SliceFiles, institution_of, read_tif
 from gliomics.data.slices import MASK_VALUES, shape_text, values_text
@@ -70,8 +71,6 @@ def patient_sequence_group(images: np.ndarray) -> str:
 
 def patient_sequences(manifest) -> "pd.DataFrame":
     """One row per patient of a manifest: ``patient, sequences`` (:data:`SEQUENCE_GROUPS`)."""
-    import pandas as pd
-
     rows = [{"patient": patient, "sequences": sequence_group(group["pre_is_flair"].fillna(False).astype(bool),
                                                              group["post_is_flair"].fillna(False).astype(bool))}
             for patient, group in manifest.groupby("patient", sort=True)]
@@ -128,8 +127,6 @@ def build_manifest(slices: list[SliceFiles], root: Path, progress=None):
     ``progress`` is an optional callable ``(done, total)`` for a progress bar.
     Returns a DataFrame with :data:`MANIFEST_COLUMNS`, sorted by folder and slice.
     """
-    import pandas as pd
-
     rows = []
     with ThreadPoolExecutor(max_workers=4) as pool:
         for i, row in enumerate(pool.map(lambda s: describe_slice(s, root), slices), 1):

@@ -37,7 +37,10 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
+import albumentations as A
+import cv2
 import numpy as np
+import tensorflow as tf
 
 from gliomics.data.arrays import ArrayStore, open_array_store
 from gliomics.errors import GliomicsError
@@ -103,9 +106,6 @@ class Augment:
 
     def compose(self):
         """The albumentations pipeline for these parameters."""
-        import albumentations as A
-        import cv2
-
         if self.distortion not in (None, "elastic", "grid"):
             raise GliomicsError(f"distortion must be 'elastic', 'grid' or None, got {self.distortion!r}")
         border = dict(border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)
@@ -258,8 +258,6 @@ def train_dataset(store, patients, *, batch_size: int = 8, tumour_fraction: floa
     :class:`Augment`, a dict of its fields, ``True`` (defaults) or ``None``.
     ``num_parallel_calls``/``prefetch`` default to ``tf.data.AUTOTUNE``.
     """
-    import tensorflow as tf
-
     store = _store(store)
     make = train_batches(store, patients, batch_size=batch_size, tumour_fraction=tumour_fraction, augment=augment,
                          seed=seed, normalise=normalise)
@@ -295,8 +293,6 @@ def eval_index(store, patients):
 def eval_dataset(store, patients, *, batch_size: int = 8, normalise: bool = True, num_parallel_calls=None,
                  prefetch=None, with_rows: bool = False):
     """Every slice of ``patients`` exactly once, in patient then slice order (last batch may be short)."""
-    import tensorflow as tf
-
     store = _store(store)
     rows = store.rows(_check_patients(patients))
     size = store.image_size

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import tifffile
 
 from gliomics.data.kaggle import IMAGE_SHAPE, MASK_SHAPE, read_tif
 from gliomics.errors import GliomicsError
@@ -97,7 +98,5 @@ def read_masks(paths: Iterable[str | Path]) -> np.ndarray:
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
-    import tifffile
-
     tifffile.imwrite(path, (np.asarray(mask, dtype=bool).astype(np.uint8) * 255), photometric="minisblack",
                      metadata=None, software=False)

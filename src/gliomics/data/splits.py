@@ -13,9 +13,12 @@ Strata too small for that fall back to histology alone, then to one
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from gliomics.errors import GliomicsError
 
@@ -42,9 +45,6 @@ def patient_splits(patients, histology, institution, *, test_fraction: float, n_
     test patients; ``part`` is ``test`` or ``fold<k>``). Deterministic for a
     given seed and patient set (patients are sorted first).
     """
-    import pandas as pd
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
     order = np.argsort(np.asarray(patients, dtype=str), kind="stable")
     patients = [patients[i] for i in order]
     histology = [histology[i] for i in order]
@@ -68,7 +68,6 @@ def patient_splits(patients, histology, institution, *, test_fraction: float, n_
     rest_labels = strata([patients[i] for i in rest], [histology[i] for i in rest],
                          [institution[i] for i in rest], min_count=n_folds, use_institution=use_institution)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    import warnings
 
     with warnings.catch_warnings():
         # A 'rare' stratum smaller than n_folds is spread as evenly as possible.
@@ -108,8 +107,6 @@ def _stratify_or_none(labels: list[str], n_test: int):
 
 def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
     """(training, validation) patients of a split table; the test part is never included."""
-    import pandas as pd
-
     splits = pd.read_csv(splits_csv)
     missing = {"patient", "part", "fold"} - set(splits.columns)
     if missing:
@@ -127,8 +124,6 @@ def split_patients(splits_csv, val_fold: int) -> tuple[list[str], list[str]]:
 
 def patients_of_part(splits_csv: str | Path, part: str) -> list[str]:
     """The patients of one part (``test``, ``fold0``…) of a ``splits.csv``."""
-    import pandas as pd
-
     path = Path(splits_csv)
     if not path.exists():
         raise GliomicsError(f"{path}: missing; run `gliomics split` first")

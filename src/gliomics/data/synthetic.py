@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from scipy.ndimage import gaussian_filter
 
 from gliomics.data.kaggle import CLINICAL_COLUMNS, CLINICAL_FILE, IMAGE_SHAPE
 
@@ -55,8 +57,6 @@ class SyntheticPatient:
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
     """Zero-mean, unit-variance Gaussian-filtered noise (spatially correlated)."""
-    from scipy.ndimage import gaussian_filter
-
     field = gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
     return field / (field.std() + 1e-12)
 
@@ -205,8 +205,6 @@ def write_cohort(out_dir: str | Path, *, seed: int, n_patients: int, progress=No
 
     ``out_dir`` must be empty or absent; the caller makes the write atomic.
     """
-    import tifffile
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     patients = synthetic_patients(seed, n_patients)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gliomics.errors import GliomicsError
+from gliomics.models import inference
+from gliomics.models.inference import load_model, load_segmenters, predict_patient
+from gliomics.models.packaging import check_task
 
 
 class SegmenterSliceScore:
@@ -48,9 +51,6 @@ def load_classifier(uri, from_segmenter: bool = False):
     ``from_segmenter``: ``uri`` (one or several, an ensemble) is a segmenter, scored per slice by
     :class:`SegmenterSliceScore`.
     """
-    from gliomics.models.inference import load_model, load_segmenters
-    from gliomics.models.packaging import check_task
-
     if from_segmenter:
         segmenter, preprocessing, metadata = load_segmenters(uri)
         return SegmenterSliceScore(segmenter), preprocessing, metadata[0]
@@ -137,8 +137,6 @@ def patient_probabilities(model, preprocessing, images: np.ndarray, gate: SliceG
                           batch_size: int = 8) -> np.ndarray:
     """The segmenter's probabilities for one patient, through ``gate`` when one is given (the stages' hook)."""
     if gate is None:
-        from gliomics.models.inference import predict_patient
-
         return predict_patient(model, preprocessing, images, batch_size=batch_size)
     return gate.segment_probabilities(model, preprocessing, images, batch_size=batch_size)
 
@@ -147,8 +145,6 @@ def load_segmentation_models(model_uri, post: dict | None, gate: str | None, gat
     """The segmenter at ``model_uri`` (one URI, or several: their ensemble), its post-processing settings
     (``tta`` wraps it in flip test-time augmentation) and the optional slice gate:
     (segmenter, preprocessing, settings, slice_gate or None)."""
-    from gliomics.models import inference
-
     tta = bool(inference.post_settings(post).get("tta"))
     model, preprocessing, _ = inference.load_segmenters(model_uri, tta=tta)
     settings = inference.post_settings(post, preprocessing)

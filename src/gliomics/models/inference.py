@@ -39,12 +39,23 @@ anything else is a :class:`GliomicsError`.
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import yaml
 
+from gliomics import tracking
 from gliomics.errors import GliomicsError
+from gliomics.models._keras import keras
+from gliomics.models.packaging import METADATA_KEY, SEGMENTER_TASK, check_task, custom_objects, load_segmenter
+from gliomics.models.postprocess import postprocess
+from gliomics.models.preprocessing import Preprocessing
 
 #: The post-processing settings and their defaults; ``threshold=None`` means
 #: the threshold stored with the model (``Preprocessing.threshold``); ``tta``:
@@ -68,8 +79,6 @@ def load_model(uri: str):
     everything else, and every failure (with its one-line error), goes
     through :func:`gliomics.models.packaging.load_segmenter`.
     """
-    from gliomics.models.packaging import load_segmenter
-
     folder = _local_model_folder(str(uri))
     loaded = _load_local_keras(folder) if folder is not None else None
     return loaded if loaded is not None else load_segmenter(str(uri))
@@ -82,10 +91,6 @@ def _local_model_folder(uri: str) -> Path | None:
     if not uri.startswith(("models:/", "runs:/")):
         return None
     try:
-        import mlflow
-
-        from gliomics import tracking
-
         tracking.configure()
         # A local store answers with the artifacts' own folder (no copy).
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
@@ -96,11 +101,6 @@ def _local_model_folder(uri: str) -> Path | None:
 
 def _load_local_keras(folder: Path):
     """The model in an MLflow ``tensorflow``-flavour folder holding ``data/model.keras``; None otherwise."""
-    import yaml
-
-    from gliomics.models.packaging import METADATA_KEY
-    from gliomics.models.preprocessing import Preprocessing
-
     try:
         mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
@@ -127,16 +127,9 @@ def read_keras_file(path: str | Path):
     through ``zipfile``'s slow seeks. Archives with assets or shared objects
     return None (the library's loader handles them).
     """
-    import json
-    import shutil
-    import tempfile
-    import zipfile
-
     path = Path(path)
     if not path.is_file() or not zipfile.is_zipfile(path):
         return None
-    from gliomics.models._keras import keras
-    from gliomics.models.packaging import custom_objects
 
     with zipfile.ZipFile(path) as archive:
         if set(archive.namelist()) != KERAS_MEMBERS:
@@ -227,8 +220,6 @@ def load_segmenters(uris, *, tta: bool = False):
     from the decision threshold, whose first member's value is used); each is checked against its
     preprocessing's image size.
     """
-    from gliomics.models.packaging import SEGMENTER_TASK, check_task
-
     uris = [uris] if isinstance(uris, (str, Path)) else list(uris)
     if not uris:
         raise GliomicsError("no segmenter given")
@@ -320,8 +311,6 @@ def predict_patient(model, preprocessing, images: np.ndarray, *, batch_size: int
 
 def segment_volume(prob: np.ndarray, preprocessing=None, post: dict | None = None) -> np.ndarray:
     """Boolean mask volume from probabilities ``(n, H, W)`` with the ``post`` settings."""
-    from gliomics.models.postprocess import postprocess
-
     settings = post_settings(post, preprocessing)
     return postprocess(prob, threshold=settings["threshold"], largest_component=settings["largest_component"],
                        fill_holes=settings["fill_holes"])

@@ -10,10 +10,21 @@ URI: ``runs:/<id>/model``, ``models:/<name>/<version>``,
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
-from gliomics import io
+import h5py
+import mlflow
+import numpy as np
+import yaml
+from mlflow import MlflowClient
+
+from gliomics import io, tracking
 from gliomics.errors import GliomicsError
+from gliomics.models import custom_objects as model_objects
+from gliomics.models._keras import keras
 from gliomics.models.preprocessing import Preprocessing
 
 METADATA_KEY = "gliomics"
@@ -27,8 +38,6 @@ INPUT_CONTRACT = {"slice": "256x256x3 uint8", "channels": ["pre-contrast", "FLAI
 def custom_objects() -> dict:
     """Every custom layer a saved gliomics model may reference, by name (loading is uncompiled: no losses or
     metrics are needed)."""
-    from gliomics.models import custom_objects as model_objects
-
     return model_objects()
 
 
@@ -75,9 +84,6 @@ def resolve_model_folder(uri: str) -> Path:
         if not (path / "MLmodel").exists():
             raise GliomicsError(f"{uri}: not a model URI (runs:/…, models:/…) nor a folder with an MLmodel file")
         return path.resolve()
-    import mlflow
-
-    from gliomics import tracking
 
     tracking.configure()
     try:
@@ -92,8 +98,6 @@ def resolve_model_folder(uri: str) -> Path:
 
 def load_keras_folder(folder: Path, name: str | None = None):
     """``(model, Preprocessing, metadata)`` of an MLflow tensorflow-flavour folder, by tf-keras' safe loader."""
-    import yaml
-
     name = name or str(folder)
     try:
         mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
@@ -106,7 +110,6 @@ def load_keras_folder(folder: Path, name: str | None = None):
                "not a tf-keras model in data/model.keras" if flavor else "no tensorflow flavour")
         raise GliomicsError(f"{name}: refused: gliomics loads only tf-keras models saved as data/model.keras, "
                             f"never code or pickled objects from a model folder ({why})")
-    from gliomics.models._keras import keras
 
     try:
         model = keras.models.load_model(archive, custom_objects=custom_objects(), compile=False, safe_mode=True)
@@ -118,8 +121,6 @@ def load_keras_folder(folder: Path, name: str | None = None):
 
 def _registry_hint() -> str:
     try:
-        from mlflow import MlflowClient
-
         models = MlflowClient().search_registered_models()
     except Exception:
         return ""
@@ -138,8 +139,6 @@ def _promote_hint(uri: str) -> str:
         return ""
     name, alias = uri.removeprefix("models:/").split("@", 1)
     try:
-        from mlflow import MlflowClient
-
         client = MlflowClient()
         numbers = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         if numbers and alias in (client.get_registered_model(name).aliases or {}):
@@ -168,13 +167,6 @@ def store_weights_in_16_bits(model_dir) -> dict:
     ``{"arrays", "bytes_before", "bytes_after", "max_abs_weight"}``. A weight beyond float16's range
     (65504) is refused, since it would become infinite.
     """
-    import shutil
-    import tempfile
-    import zipfile
-
-    import h5py
-    import numpy as np
-
     archive = Path(model_dir) / KERAS_ARCHIVE
     if not archive.is_file() or not zipfile.is_zipfile(archive):
         raise GliomicsError(f"{model_dir}: no Keras archive at {KERAS_ARCHIVE} (not a gliomics model folder)")

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
+
+from gliomics.data.arrays import patient_stats, prefilter_image, resize_image
 
 NORMALISATION = "patient_zscore_brain"
 
@@ -48,8 +51,6 @@ class Preprocessing:
 
     def prepare_patient(self, images: np.ndarray) -> np.ndarray:
         """One patient's slices (n, H, W, 3) uint8 → model input (n, S, S, 3) float32."""
-        from gliomics.data.arrays import patient_stats, prefilter_image, resize_image
-
         if self.normalisation != NORMALISATION:
             raise ValueError(f"unknown normalisation {self.normalisation!r}")
         prepared = np.stack([
@@ -62,8 +63,6 @@ class Preprocessing:
 
     def restore_size(self, probabilities: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Model output (n, S, S[, 1]) → probabilities at the original (n, H, W)."""
-        import cv2
-
         probabilities = np.asarray(probabilities, dtype=np.float32)
         if probabilities.ndim == 4:
             probabilities = probabilities[..., 0]

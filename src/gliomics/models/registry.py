@@ -6,6 +6,8 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 
+import tensorflow as tf
+
 from .classifier import build_slice_classifier
 from .options import CLASSIFIER_ARCH, PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
 from .plain_unet import build_plain_unet
@@ -28,8 +30,6 @@ def config_keys(arch: str) -> tuple[str, ...]:
 def build_under_policy(config: Mapping, policy: str):
     """:func:`build_from_config` under the Keras mixed-precision ``policy`` (``"float32"``,
     ``"mixed_bfloat16"``); the global policy is restored after, whatever happens."""
-    import tensorflow as tf
-
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(policy)
     try:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from gliomics import tracking
 from gliomics.errors import GliomicsError
 from gliomics.registry import TAG_DATA_HASH
 
@@ -13,10 +17,6 @@ METRIC_PREFIXES = ("val_", "test_")
 
 def client():
     """An ``MlflowClient`` on the project's store (:mod:`gliomics.tracking`)."""
-    from mlflow import MlflowClient
-
-    from gliomics import tracking
-
     tracking.configure()
     return MlflowClient()
 
@@ -51,8 +51,6 @@ def version_info(version) -> dict:
 
 def get_version(name: str, version: int | str) -> dict:
     """:func:`version_info` of ``name`` version ``version``; a GliomicsError listing what exists otherwise."""
-    from mlflow.exceptions import MlflowException
-
     try:
         found = client().get_model_version(name, str(version))
     except MlflowException:
@@ -62,8 +60,6 @@ def get_version(name: str, version: int | str) -> dict:
 
 def get_alias(name: str, alias: str) -> dict | None:
     """:func:`version_info` of the version holding ``alias``, or None when no version does."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return version_info(client().get_model_version_by_alias(name, alias))
     except MlflowException:
@@ -72,8 +68,6 @@ def get_alias(name: str, alias: str) -> dict | None:
 
 def list_versions(name: str) -> list[dict]:
     """Every version of ``name`` (oldest first) as :func:`version_info` dicts; [] when ``name`` is unknown."""
-    from mlflow.exceptions import MlflowException
-
     mlflow_client = client()
     try:
         # search_model_versions does not fill in aliases on every store; the registered model has them all.

@@ -15,6 +15,7 @@ that file as a dependency and re-run when the champion changes.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from gliomics import io
@@ -65,8 +66,6 @@ def write_mirror(info: dict, alias: str = CHAMPION, mirror_dir: str | Path = MIR
     An existing file that says the same (``updated_at`` aside) is left as it
     is, so that DVC stages depending on it do not re-run for nothing.
     """
-    import json
-
     record = {
         "name": info["name"],
         "alias": alias,

@@ -6,6 +6,10 @@ import json
 import tempfile
 from pathlib import Path
 
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from gliomics import tracking
 from gliomics.errors import GliomicsError
 from gliomics.registry.listing import client, get_version
 
@@ -35,11 +39,6 @@ def register_version(name: str, model_uri: str, *, tags: dict, description: str 
     The registered model is created on first use. Returns the version as a
     :func:`gliomics.registry.listing.version_info` dict.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from gliomics import tracking
-
     tracking.configure()
     try:
         version = mlflow.register_model(model_uri, name, tags={k: tag_value(v) for k, v in tags.items()})

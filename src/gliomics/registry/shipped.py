@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gliomics.errors import GliomicsError
 from gliomics.registry import CHAMPION, SEGMENTER, champion_uri
+from gliomics.registry.listing import get_alias
 
 #: The segmenter committed with the project (relative to the project root).
 SHIPPED_SEGMENTER = Path("models/pretrained/lgg-segmenter")
@@ -53,8 +54,6 @@ def locate(path: str | Path) -> Path:
 
 
 def _champion() -> dict | None:
-    from gliomics.registry.listing import get_alias
-
     try:
         return get_alias(SEGMENTER, CHAMPION)
     except Exception:  # noqa: BLE001 - no reachable registry is the same as no champion here

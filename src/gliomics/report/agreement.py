@@ -19,14 +19,14 @@ two kinds of disagreement there is.
 
 from __future__ import annotations
 
+from gliomics.stats.agreement import feature_agreement
+
 ALPHA = 0.05
 
 
 def agreement_table(truth, predicted, columns, *, min_pairs: int = 3):
     """Per feature: patients with both values, ICC(2,1) with its 95% CI, ICC(3,1), mean difference (the report's
     columns of :func:`gliomics.stats.agreement.feature_agreement`)."""
-    from gliomics.stats.agreement import feature_agreement
-
     table = feature_agreement(truth, predicted, columns, min_pairs=min_pairs)
     return table[["feature", "n_pairs", "icc", "icc_ci_low", "icc_ci_high", "icc_3_1", "mean_difference", "reason"]]
 

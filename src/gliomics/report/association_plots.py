@@ -22,12 +22,18 @@ state; rendering uses the Agg canvas) and written by :func:`save_figure`.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from gliomics.io import atomic_path
 
 __all__ = ["cluster_histograms", "pvalue_heatmap", "roc_curves", "roc_points", "save_figure"]
 
@@ -39,8 +45,6 @@ SIGNIFICANT = "#C0392B"
 
 def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
     """Write ``figure`` as PNG at ``path``, atomically."""
-    from gliomics.io import atomic_path
-
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
     return Path(path)
@@ -118,8 +122,6 @@ def cluster_histograms(
             lo, hi = lo - 0.5, hi + 0.5
         edges.append(np.linspace(lo, hi, bins + 1))
     medians = [np.nanmedian(x[:, j]) if np.isfinite(x[:, j]).any() else np.nan for j in range(len(features))]
-    from matplotlib.collections import LineCollection, PolyCollection
-    from matplotlib.patches import Patch
 
     # Each row is one Axes; its cells are drawn as a few collections (one
     # artist per kind, not one per histogram), which keeps large grids fast.
@@ -182,7 +184,6 @@ def cluster_histograms(
         else:
             ax.text(n_cols / 2, 0.5, "no labelled patients", ha="center", va="center", color="0.4")
     fig.suptitle(title + "\n" if title else "", fontsize=11, y=1 - 0.12 / fig.get_figheight(), va="top")
-    import textwrap
 
     note = ("each histogram: share of the level's patients per bin; dashed: group median (the split of the "
             f"Fisher-Freeman-Halton test); p: Bonferroni-corrected, red < {ALPHA}")
@@ -310,8 +311,6 @@ def pvalue_heatmap(
     ``**``: Bonferroni-corrected p < 0.05, ``*``: FDR (BH) < 0.05 only;
     hatched grey: test skipped (the reason is in ``tests.csv``).
     """
-    from matplotlib.colors import Normalize
-
     sel = tests[tests["test"] == test]
     features = list(features) if features is not None else list(dict.fromkeys(sel["feature"]))
     families = list(families) if families is not None else list(dict.fromkeys(sel["family"]))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
 from gliomics import io
 
 
 def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
@@ -20,11 +21,7 @@ def _save(fig, path) -> Path:
 
 def plot_confusion_matrix(labels, probs, threshold: float, path, title: str = "") -> Path:
     """sklearn's ConfusionMatrixDisplay of ``prob >= threshold`` against ``labels``."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     pred = (np.asarray(probs) >= threshold).astype(int)
@@ -37,11 +34,7 @@ def plot_confusion_matrix(labels, probs, threshold: float, path, title: str = ""
 
 def plot_roc(labels, probs, path, title: str = "") -> Path:
     """sklearn's RocCurveDisplay (a note instead when only one class is present)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import RocCurveDisplay
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     labels = np.asarray(labels, dtype=int)

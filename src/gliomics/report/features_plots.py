@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
+import matplotlib.pyplot as plt
+
+from gliomics.data.kaggle import HISTOLOGY_NAMES
+
 
 def feature_histograms(table, columns, *, by: str = "histological_type"):
     """Small multiples: one histogram per feature, stacked by histological type."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from gliomics.data.kaggle import HISTOLOGY_NAMES
 
     n_cols = 4
     n_rows = math.ceil(len(columns) / n_cols)

@@ -29,6 +29,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 __all__ = [
     "Section",
     "escape",
@@ -129,13 +132,8 @@ def _format_value(value, fmt: str | Callable | None) -> tuple[str, str]:
         value = value.item()  # numpy scalar -> Python number
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "", ""
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return "", ""
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    if value is pd.NA or value is pd.NaT:
+        return "", ""
     if callable(fmt):
         text = fmt(value)
     elif fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -224,8 +222,6 @@ def key_values(items: Mapping[str, object] | Iterable[tuple[str, object]], *, ca
 
 def figure_png(figure, *, dpi: int = 90) -> bytes:
     """PNG bytes of a matplotlib figure (Agg canvas, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     if figure.canvas is None or not isinstance(figure.canvas, FigureCanvasAgg):
         FigureCanvasAgg(figure)
     buffer = _io.BytesIO()

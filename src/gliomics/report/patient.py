@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
+
+from gliomics.data.kaggle import HISTOLOGY_NAMES
 
 ALPHA = 0.05
 #: The central share of a level's reference values that counts as "typical".
@@ -28,8 +31,6 @@ TYPICAL_RANGE = (10.0, 90.0)
 
 def feature_percentiles(row: dict, reference, columns) -> "pd.DataFrame":  # noqa: F821
     """``feature, value, percentile, cohort_median, cohort_p10, cohort_p90, n_reference`` per column."""
-    import pandas as pd
-
     rows = []
     for column in columns:
         value = row.get(column)
@@ -90,8 +91,6 @@ def typical_levels(row: dict, reference, clinical, tests, roc=None, *, alpha: fl
         level: ``level, n, low, high, typical, auc, ci_low, ci_high,
         direction``) and ``typical`` (the levels the value is typical of).
     """
-    from gliomics.data.kaggle import HISTOLOGY_NAMES
-
     names_to_code = {name: code for code, name in HISTOLOGY_NAMES.items()}
     fh = tests[(tests["test"] == "freeman_halton") & (tests["p_bonferroni"] < alpha)]
     cohort = reference.merge(clinical, left_on="patient", right_on="Patient", how="inner",

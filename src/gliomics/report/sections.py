@@ -16,7 +16,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from gliomics.data.kaggle import CLUSTER_FAMILIES, HISTOLOGY_NAMES, read_clinical
 from gliomics.report import html as h
+from gliomics.report.agreement import agreement_table, surviving_associations
+from gliomics.report.methods import methods_paragraphs
+from gliomics.report.segmentation_plots import dice_distribution
+from gliomics.schema import FEATURE_COLUMNS
+from gliomics.stats.published import replication_table
 
 ALPHA = 0.05
 SEGMENTER = "gliomics-segmenter"
@@ -56,8 +64,6 @@ class ReportInputs:
         return value
 
     def csv(self, relative: str, **kwargs):
-        import pandas as pd
-
         path = self.path(relative)
         if not path.is_file():
             return None
@@ -81,7 +87,6 @@ class ReportInputs:
         path = Path(self.data_dir) / "data.csv"
         if not path.is_file():
             return None
-        from gliomics.data.kaggle import read_clinical
 
         try:
             return read_clinical(path)
@@ -112,8 +117,6 @@ def _significant(column, value) -> bool:
 
 # --------------------------------------------------------------------- cohort
 def cohort_section(ctx: ReportInputs) -> h.Section:
-    from gliomics.data.kaggle import CLUSTER_FAMILIES, HISTOLOGY_NAMES
-
     section = h.Section("Cohort")
     summary = ctx.json("validate/summary.json")
     clinical = ctx.clinical()
@@ -144,8 +147,6 @@ def cohort_section(ctx: ReportInputs) -> h.Section:
         section.add(h.placeholder("data.csv (clinical and cluster labels)", "gliomics validate",
                                   missing=[Path(ctx.data_dir or "data/raw") / "data.csv"]))
     else:
-        import pandas as pd
-
         histology = clinical["histological_type"].map(HISTOLOGY_NAMES).fillna("missing")
         grade = clinical["neoplasm_histologic_grade"].map({1: "G2", 2: "G3"}).fillna("missing")
         counts = pd.crosstab(histology, grade, margins=True, margins_name="total")
@@ -168,8 +169,6 @@ def cohort_section(ctx: ReportInputs) -> h.Section:
     if split is None:
         section.add(h.placeholder("The split", "gliomics split", missing=[ctx.path("split/summary.json")]))
     else:
-        import pandas as pd
-
         rows = []
         for part, counts in sorted(split.get("parts", {}).items()):
             row = {"part": part, **counts}
@@ -193,8 +192,6 @@ def evaluation_of_test_patients(ctx: ReportInputs):
 
 
 def _tune_summary(ctx: ReportInputs) -> list[str]:
-    import pandas as pd
-
     blocks = [h.subsection("Architecture and hyper-parameter search")]
     trials = ctx.csv("tune/trials.csv")
     best = ctx.json("tune/best.json")
@@ -270,8 +267,6 @@ def segmentation_section(ctx: ReportInputs) -> h.Section:
                                   missing=[ctx.path("register/evaluate/per_patient.csv"),
                                            ctx.path("evaluate/per_patient.csv")]))
     else:
-        from gliomics.report.segmentation_plots import dice_distribution
-
         section.add(h.paragraph(f"Model {h.shown_path(summary.get('model_uri', '?'))} on {len(table)} internal test patients "
                                 f"(reports/{folder}): mean 3D Dice {summary.get('mean_dice_3d', float('nan')):.3f}, "
                                 f"median {summary.get('median_dice_3d', float('nan')):.3f}. Buda et al. (2019) "
@@ -410,8 +405,6 @@ def radiogenomics_section(ctx: ReportInputs, folder: str = "associations/truth")
 
 def _replication(ctx: ReportInputs, section: h.Section, folder: str) -> None:
     """The published associations beside ours on manual (and, when present, predicted) masks."""
-    from gliomics.stats.published import replication_table
-
     truth_tests = ctx.csv(f"{folder}/tests.csv")
     if truth_tests is None:
         return
@@ -437,9 +430,6 @@ PREDICTED_TABLES = ("features/features_predicted.csv", "features/features_pred.c
 
 def agreement_section(ctx: ReportInputs) -> h.Section:
     """ICC truth vs predicted masks, and which truth associations survive on predicted masks."""
-    from gliomics.report.agreement import agreement_table, surviving_associations
-    from gliomics.schema import FEATURE_COLUMNS
-
     section = h.Section("Truth vs predicted masks")
     predicted = next((ctx.csv(p) for p in PREDICTED_TABLES if ctx.exists(p)), None)
     truth = ctx.csv("features/features_truth.csv")
@@ -488,8 +478,6 @@ def agreement_section(ctx: ReportInputs) -> h.Section:
 
 # --------------------------------------------------------------------- methods
 def methods_section(ctx: ReportInputs) -> h.Section:
-    from gliomics.report.methods import methods_paragraphs
-
     best = ctx.json("tune/best.json") or {}
     registered = ctx.json("register/registered.json") or ctx.json(f"registry/{SEGMENTER}.json") or {}
     source = registered.get("model_uri") or best.get("model_uri") or ""

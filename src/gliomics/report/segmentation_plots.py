@@ -6,10 +6,14 @@ Pure functions: arrays and tables in, :class:`matplotlib.figure.Figure` out
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from skimage.measure import marching_cubes
 
 __all__ = ["OverlayCase", "dice_distribution", "feature_positions", "largest_slices", "overlay_strips",
            "volume_3d"]
@@ -31,8 +35,6 @@ class OverlayCase:
 
 
 def _tint(ax, mask: np.ndarray, colour: str, alpha: float = 0.45) -> None:
-    from matplotlib.colors import to_rgba
-
     rgba = np.zeros(mask.shape + (4,), dtype=float)
     rgba[mask.astype(bool)] = to_rgba(colour, alpha)
     ax.imshow(rgba, interpolation="nearest")
@@ -124,9 +126,6 @@ def largest_slices(images: np.ndarray, mask: np.ndarray, *, n: int = 3, channel:
 
 def volume_3d(mask: np.ndarray, spacing=(6.0, 1.0, 1.0), *, title: str = "") -> Figure:
     """The tumour surface (marching cubes) in 3D, axes in in-plane pixel units."""
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-    from skimage.measure import marching_cubes
-
     mask = np.asarray(mask, dtype=bool)
     fig = Figure(figsize=(5.5, 5.0))
     ax = fig.add_subplot(projection="3d")
@@ -158,8 +157,6 @@ def volume_3d(mask: np.ndarray, spacing=(6.0, 1.0, 1.0), *, title: str = "") -> 
 
 def feature_positions(reference, values: dict, features, *, n_cols: int = 4) -> Figure:
     """One small histogram per feature of the reference cohort, the patient's value as a red line."""
-    import math
-
     # Drawn for one patient on every `gliomics analyze`, so kept cheap: one filled step artist per
     # histogram (not 15 bar patches), axes only where there is a feature, and fixed margins for
     # the fixed grid and font sizes instead of tight_layout's extra draw of the whole figure.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 from gliomics import io
 
 SEGMENTER_LOSSES = (("loss", "training loss"),)
@@ -16,10 +19,7 @@ SEGMENTER_SCORES = (("slice_dice", "training slice Dice"), ("val_slice_dice", "v
 def plot_learning_curves(history, path, *, losses=SEGMENTER_LOSSES, loss_label: str = "loss",
                          scores=SEGMENTER_SCORES, score_label: str | None = "Dice", score_top: float = 1.0) -> Path:
     """Loss (left) and score (right) columns of ``history`` per epoch; ``(column, legend)`` pairs."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = history["epoch"]

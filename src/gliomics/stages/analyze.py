@@ -36,14 +36,31 @@ import math
 import shutil
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
 from gliomics import io
-from gliomics.data.kaggle import SLICE_RE, patient_of
+from gliomics.data.kaggle import SLICE_RE, patient_of, read_clinical
+from gliomics.data.slices import read_images, write_mask
 from gliomics.errors import GliomicsError
+from gliomics.features import ALL_COLUMNS, FEATURE_COLUMNS, patient_features
+from gliomics.features.patient import SLICE_MEAN_COLUMNS, feature_settings
+from gliomics.features.shape3d import SHAPE3D_COLUMNS
+from gliomics.models import inference
+from gliomics.models.gate import load_segmentation_models, patient_probabilities
+from gliomics.models.inference import describe_models
+from gliomics.progress import progress
+from gliomics.registry.listing import get_alias
+from gliomics.registry.shipped import choose_segmenter
+from gliomics.report import html as h
+from gliomics.report.html import shown_path
+from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
+from gliomics.report.segmentation_plots import feature_positions, largest_slices, volume_3d
 
 REFERENCE = "reports/features/features_truth.csv"
 SPLITS = "reports/split/splits.csv"
@@ -113,8 +130,6 @@ def check_patient_folder(input_dir: str | Path) -> tuple[str, list[tuple[int, Pa
 def read_slices(slices: list[tuple[int, Path]]) -> np.ndarray:
     """The images stacked ``(n, 256, 256, 3)`` uint8, read and checked by :func:`gliomics.data.slices.read_images`
     (the reader of every command); an error names the first image that is not 256x256x3 uint8."""
-    from gliomics.data.slices import read_images
-
     return read_images(path for _, path in slices)
 
 
@@ -142,8 +157,6 @@ def _check_analyze_out(out_dir: Path, inputs, earlier_file: str, what: str, nami
 def check_alias(uri: str, what: str) -> None:
     """For ``models:/<name>@<alias>``: a one-line error when no version holds the alias."""
     if uri.startswith("models:/") and "@" in uri:
-        from gliomics.registry.listing import get_alias
-
         name, alias = uri.removeprefix("models:/").split("@", 1)
         try:
             holder = get_alias(name, alias)
@@ -166,8 +179,6 @@ def _extreme(column, value) -> bool:
 
 def development_patients(reference, splits_csv: Path | None):
     """``(reference rows of the split's non-test patients, a phrase saying which)``; all rows without a split."""
-    import pandas as pd
-
     if reference is None or splits_csv is None or not Path(splits_csv).is_file():
         return reference, "all patients of the table"
     try:
@@ -180,14 +191,11 @@ def development_patients(reference, splits_csv: Path | None):
     if kept.empty:
         raise GliomicsError(f"{splits_csv}: none of its training/validation patients is in the reference table; "
                             "pass the reference cohort's own split with --splits")
-    from gliomics.report.html import shown_path
 
     return kept, f"the model's development patients (training and validation folds of {shown_path(splits_csv)})"
 
 
 def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Path | None):
-    import pandas as pd
-
     def read(path, required=()):
         """The table at ``path``; None when it does not exist (the report then says which command makes it);
         one line when it exists but is not the expected table."""
@@ -205,8 +213,6 @@ def _reference_tables(reference_csv: Path, associations: Path, clinical_csv: Pat
 
     clinical = None
     if clinical_csv is not None and Path(clinical_csv).is_file():
-        from gliomics.data.kaggle import read_clinical
-
         try:
             clinical = read_clinical(Path(clinical_csv))
         except GliomicsError:
@@ -219,13 +225,6 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
                           spacing, reference_csv: Path, associations: Path,
                           reference_scope: str = "all patients of the table", reference_note: str | None = None) -> str:
     """The self-contained HTML page of one analysed patient."""
-    from gliomics.features import FEATURE_COLUMNS
-    from gliomics.features.patient import SLICE_MEAN_COLUMNS
-    from gliomics.features.shape3d import SHAPE3D_COLUMNS
-    from gliomics.report import html as h
-    from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
-    from gliomics.report.segmentation_plots import feature_positions, largest_slices, volume_3d
-
     sections = []
     overview = h.Section("Patient")
     overview.add(h.cards({"slices": summary["n_slices"], "slices with tumour": summary["n_tumour_slices"],
@@ -254,7 +253,6 @@ def render_patient_report(folder: str, images, masks, row: dict, *, summary: dic
     columns = list(FEATURE_COLUMNS) + ["glcm_asm", *SLICE_MEAN_COLUMNS, *SHAPE3D_COLUMNS]
     if reference is None:
         feats.add(h.placeholder("The reference cohort", "gliomics features --masks truth", missing=[reference_csv]))
-        import pandas as pd
 
         feats.add(h.table(pd.DataFrame({"feature": columns, "value": [row.get(c) for c in columns]})))
     else:
@@ -324,10 +322,6 @@ def prepare_analyzer(params, *, model_uri=None, gate_uri: str | None = None,
     (:func:`gliomics.registry.shipped.choose_segmenter`: a champion trained on real data, else the shipped
     segmenter), and ``model_reason`` says why that model.
     """
-    from gliomics.registry.shipped import choose_segmenter
-    from gliomics.models.gate import load_segmentation_models
-    from gliomics.features.patient import feature_settings
-
     choice = choose_segmenter(model_uri)
     for uri in ([choice.uri] if isinstance(choice.uri, (str, Path)) else choice.uri):
         check_alias(str(uri), "segmenter")
@@ -353,13 +347,6 @@ def analyze_patient(analyzer: Analyzer, input_dir: Path, out_dir: Path, slices, 
     Returns ``(summary, features row)``; ``step(k)`` is called after reading (3), segmenting (4),
     features (5) and the report (6), the numbering of :func:`run_analyze`'s progress.
     """
-    import pandas as pd
-
-    from gliomics.features import ALL_COLUMNS, patient_features
-    from gliomics.models import inference
-    from gliomics.models.gate import patient_probabilities
-    from gliomics.data.slices import write_mask
-
     started = time.perf_counter()
     images = read_slices(slices)
     step(3)
@@ -408,8 +395,6 @@ def run_analyze(input_dir: str | Path, out_dir: str | Path, params, *, model_uri
     (:func:`gliomics.registry.shipped.choose_segmenter`: a champion trained on real data, else the shipped
     segmenter), and the summary's ``model_reason`` says why that model.
     """
-    from gliomics.progress import progress
-
     started = time.perf_counter()
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     steps = ["checking input", "loading model", "reading slices", "segmenting", "features", "report"]
@@ -489,13 +474,6 @@ def _error_text(error: Exception) -> str:
 def render_index(records, analyzer: Analyzer, source: Path) -> str:
     """The batch's index page: one row per patient (status, volume, features, percentiles), each linked to its
     report; the patients that failed, with why."""
-    import urllib.parse
-
-    import pandas as pd
-
-    from gliomics.features import FEATURE_COLUMNS
-    from gliomics.report import html as h
-
     frame = pd.DataFrame.from_records(records)
     done = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
@@ -531,8 +509,6 @@ def render_index(records, analyzer: Analyzer, source: Path) -> str:
 
 
 def inference_name(analyzer: Analyzer) -> str:
-    from gliomics.models.inference import describe_models
-
     return describe_models(analyzer.model_uri)
 
 
@@ -547,12 +523,6 @@ def run_analyze_batch(source: str | Path, out_dir: str | Path, params, *, model_
     ``OUT/index.csv`` (one row per patient: status, error, volume, features, ``pct_<feature>``
     percentiles in the reference cohort) are written last, atomically.
     """
-    import pandas as pd
-    from tqdm import tqdm
-
-    from gliomics.features import FEATURE_COLUMNS
-    from gliomics.report.patient import feature_percentiles
-
     started = time.perf_counter()
     source, out_dir = Path(source), Path(out_dir)
     folders = patient_folders(source)

@@ -62,11 +62,21 @@ import math
 import time
 from pathlib import Path
 
+import mlflow
+import numpy as np
+import pandas as pd
+
 from gliomics import io
 from gliomics.config import AssociateParams
 from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.report.association_plots import cluster_histograms, pvalue_heatmap, roc_curves, save_figure
 from gliomics.schema import FEATURE_COLUMNS
+from gliomics.stats import (CORRECTION_FAMILIES, DEFAULT_GROUPS, association_tests, merge_cohort, roc_auc_table,
+                            significance_matrix, top_auc)
 from gliomics.stats.agreement import feature_agreement
+from gliomics.stats.cohort import group_mask, level_value
+from gliomics.tracking import stage_run
+from gliomics.validation.associations import check_association_tables
 
 TESTS = "tests.csv"
 ROC = "roc_auc.csv"
@@ -101,8 +111,6 @@ CORRECTION_DEFINITIONS = {
 
 # --------------------------------------------------------------------- reading
 def _read_csv(path: Path, what: str, hint: str = ""):
-    import pandas as pd
-
     if not path.exists():
         raise GliomicsError(f"{path}: no such file ({what}{hint})")
     if path.is_dir():
@@ -137,8 +145,6 @@ def read_features(path: str | Path):
 
 def feature_columns(frame, path: Path) -> tuple[list[str], str]:
     """The columns to analyse and a sentence saying why (module docstring)."""
-    import pandas as pd
-
     present = [c for c in THESIS_FEATURES if c in frame.columns]
     if present and len(present) < len(THESIS_FEATURES):
         missing = [c for c in THESIS_FEATURES if c not in frame.columns]
@@ -165,8 +171,6 @@ def feature_columns(frame, path: Path) -> tuple[list[str], str]:
 
 def read_clinical(path: str | Path, outcomes: list[str]):
     """``data.csv`` with ``Patient`` and the outcome columns (as numbers)."""
-    import pandas as pd
-
     path = Path(path)
     frame = _read_csv(path, "clinical table data.csv")
     need = ["Patient", *outcomes]
@@ -189,8 +193,6 @@ def read_clinical(path: str | Path, outcomes: list[str]):
 
 
 def _check_params(params: AssociateParams) -> None:
-    from gliomics.stats import CORRECTION_FAMILIES
-
     where = "params associate"
     if params.correction_family not in CORRECTION_FAMILIES:
         raise GliomicsError(f"{where}.correction_family: {params.correction_family!r} is not one of "
@@ -225,10 +227,6 @@ def agreement_tables(truth, predicted, clinical, columns, outcomes, params: Asso
 
     Returns ``(agreement, agreement_tests)``.
     """
-    import pandas as pd
-
-    from gliomics.stats import DEFAULT_GROUPS, association_tests
-
     pred_tests = association_tests(predicted, clinical, feature_columns=columns, families=outcomes,
                                    groups=DEFAULT_GROUPS, correction_family=params.correction_family,
                                    min_patients=params.min_patients)
@@ -262,10 +260,6 @@ def agreement_tables(truth, predicted, clinical, columns, outcomes, params: Asso
 # --------------------------------------------------------------------- analysis
 def analyse(features, clinical, columns: list[str], outcomes: list[str], params: AssociateParams) -> dict:
     """All tables of the stage (pure: no files)."""
-    from gliomics.stats import (DEFAULT_GROUPS, association_tests, merge_cohort, roc_auc_table, significance_matrix,
-                                top_auc)
-    from gliomics.stats.cohort import group_mask
-
     try:
         cohort, _ = merge_cohort(features, clinical, families=outcomes, feature_columns=columns)
         tests = association_tests(features, clinical, feature_columns=columns, families=outcomes,
@@ -294,8 +288,6 @@ def analyse(features, clinical, columns: list[str], outcomes: list[str], params:
 
 def _level_key(value) -> str:
     """Cluster levels as text, the same whether they came as 2, 2.0 or '2'."""
-    from gliomics.stats.cohort import level_value
-
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     try:
@@ -314,8 +306,6 @@ def _records(frame, columns) -> list[dict]:
 
 
 def _summary(result: dict, features, clinical, columns, choice, outcomes, params, paths) -> dict:
-    import numpy as np
-
     tests, roc, top = result["tests"], result["roc"], result["top"]
     by_test = {}
     for kind, t in tests.groupby("test", sort=False):
@@ -403,8 +393,6 @@ def _write_tables(folder: Path, result: dict, agreement) -> list[str]:
 def write_figures(folder: Path, result: dict, columns: list[str], outcomes: list[str],
                   auc_threshold: float) -> list[Path]:
     """All figures of the stage into ``folder`` (PNG); returns their paths."""
-    from gliomics.report.association_plots import cluster_histograms, pvalue_heatmap, roc_curves, save_figure
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     texture = [c for c in columns if c.startswith("glcm_")]
@@ -432,10 +420,6 @@ def _flat_params(params: AssociateParams) -> dict:
 
 def _log(out_dir: Path, clinical_csv: Path, params: AssociateParams, summary: dict, profile, *,
          failed: bool) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     logged = _flat_params(params) | {"features_csv": summary.get("features_csv"),
                                      "clinical_csv": str(clinical_csv)}
     with stage_run("associate", data_dir=clinical_csv.parent, params=logged, profile=profile):
@@ -476,10 +460,6 @@ def run_associate(
     figures (for benchmarks). Raises :class:`GliomicsError` for unusable
     inputs and :class:`ValidationFailed` when the tables break an expectation.
     """
-    import numpy as np
-
-    from gliomics.validation.associations import check_association_tables
-
     t0 = time.perf_counter()
     _check_params(params)
     features_csv, clinical_csv, out_dir = Path(features_csv), Path(clinical_csv), Path(out_dir)

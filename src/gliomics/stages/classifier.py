@@ -53,13 +53,38 @@ decides, as :func:`gliomics.registry.promote.promote` does for the segmenter).
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import sys
 import time
 from pathlib import Path
 
-from gliomics import io
+import mlflow
+from mlflow.models import Model
+
+from gliomics import io, tracking
+from gliomics.data.cohort_io import cohort_patients
+from gliomics.data.splits import split_patients
 from gliomics.errors import GliomicsError
+from gliomics.models.gate import load_classifier
+from gliomics.models.packaging import METADATA_KEY
+from gliomics.progress import epoch_line
+from gliomics.registry import CHAMPION, CLASSIFIER, primary_metric
+from gliomics.registry.listing import get_alias
+from gliomics.registry.model_card import render_model_card
+from gliomics.registry.promote import promote_per_policy
+from gliomics.registry.register import attach_model_card, register_version
+from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
+from gliomics.report.training_plots import plot_learning_curves as plot_curves
+from gliomics.tracking import flatten_params, optional_stage_run
+from gliomics.training.budget import training_length
+from gliomics.training.classification import (attached_threshold, choose_threshold, classify_slices, slice_scores,
+                                              threshold_setting)
 from gliomics.training.export import TASK, log_classifier, save_classifier
+from gliomics.training.fit import fit_classifier
+from gliomics.training.store import open_training_store
+from gliomics.training.tasks import ClassificationTask
 
 EXPERIMENT = "train_classifier"
 MODEL_JSON = "model.json"
@@ -73,15 +98,11 @@ EPOCH_METRICS = ("loss", "accuracy", "roc_auc", "val_roc_auc", "val_accuracy", "
 
 def flatten_classifier_params(params) -> dict:
     """ClassifierParams as flat ``classifier.<key>`` MLflow params."""
-    from gliomics.tracking import flatten_params
-
     return {"classifier." + key.split(".", 1)[1]: value for key, value in flatten_params(params).items()}
 
 
 def plot_learning_curves(history, path) -> Path:
     """The segmenter's learning-curve figure with the classifier's loss and score columns."""
-    from gliomics.report.training_plots import plot_learning_curves as plot_curves
-
     return plot_curves(history, path,
                        losses=(("loss", "training loss"), ("val_loss", "validation loss")),
                        loss_label="binary cross-entropy",
@@ -105,17 +126,6 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
     the ``metrics.json`` numbers. ``on_epoch_end(epoch, row)`` is called after
     each epoch (after the MLflow logging), e.g. for a tuning pruner.
     """
-    import sys
-
-    from gliomics.progress import epoch_line
-    from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
-    from gliomics.tracking import optional_stage_run
-    from gliomics.training.budget import training_length
-    from gliomics.training.classification import attached_threshold, slice_scores
-    from gliomics.training.fit import fit_classifier
-    from gliomics.training.store import open_training_store
-    from gliomics.training.tasks import ClassificationTask
-
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
     if int(params.min_area_px) < 1:
@@ -263,16 +273,6 @@ def run_calibrate_classifier(model_dir, splits_csv, data_dir, *, val_fold: int, 
     or on other patients (``threshold_selection.val_patients``) than the
     split's fold.
     """
-    import shutil
-
-    from mlflow.models import Model
-
-    from gliomics.data.cohort_io import cohort_patients
-    from gliomics.data.splits import split_patients
-    from gliomics.models.gate import load_classifier
-    from gliomics.models.packaging import METADATA_KEY
-    from gliomics.training.classification import choose_threshold, classify_slices, threshold_setting
-
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir else model_dir.with_name(model_dir.name + "-calibrated")
     mlmodel = model_dir / "MLmodel"
@@ -321,17 +321,6 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
     test_roc_auc, test_accuracy, data_hash, profile, promoted, promotion_reason,
     champion_version``) and ``out_dir/model_card.md``; returns the former.
     """
-    import json
-
-    import mlflow
-
-    from gliomics import tracking
-    from gliomics.registry import CHAMPION, CLASSIFIER, primary_metric
-    from gliomics.registry.listing import get_alias
-    from gliomics.registry.model_card import render_model_card
-    from gliomics.registry.promote import promote_per_policy
-    from gliomics.registry.register import attach_model_card, register_version
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     try:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from gliomics import io
 from gliomics.data.kaggle import CLINICAL_FILE, resolve_cohort_dir, scan_cohort
-from gliomics.errors import GliomicsError
+from gliomics.data.synthetic import write_cohort
+from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.progress import progress
+from gliomics.tracking import dvc_data_hash
+from gliomics.validation.cohort import validate_cohort
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -21,8 +25,6 @@ def _check_target(out: Path, force: bool) -> None:
 
 def synthesize(out: str | Path, *, seed: int, n_patients: int, force: bool = False) -> Path:
     """Write the synthetic demo cohort to ``out`` atomically."""
-    from gliomics.data.synthetic import write_cohort
-
     out = Path(out)
     _check_target(out, force)
     if n_patients < 1:
@@ -40,11 +42,6 @@ def ingest(source: str | Path, dest: str | Path = "data/raw", *, track_with_dvc:
     ``gliomics validate``) before it replaces ``dest``, atomically: a failed copy or a cohort that fails
     validation leaves the previous cohort as it was, and the error says why.
     """
-    import tempfile
-
-    from gliomics.errors import ValidationFailed
-    from gliomics.validation.cohort import validate_cohort
-
     root = resolve_cohort_dir(source)
     slices, _, _ = scan_cohort(root)
     if not slices:
@@ -81,8 +78,6 @@ def ingest(source: str | Path, dest: str | Path = "data/raw", *, track_with_dvc:
 
 def _dvc_track(dest: Path) -> None:
     """Record ``dest`` in DVC: update ``data.dvc`` if it tracks ``dest``, else ``dvc add``."""
-    from gliomics.tracking import dvc_data_hash
-
     tracked = not dvc_data_hash(dest).startswith("untracked:") and Path("data.dvc").exists()
     command = ["dvc", "commit", "--force", "--quiet", "data.dvc"] if tracked else ["dvc", "add", "--quiet", str(dest)]
     try:

@@ -30,11 +30,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, roc_curve
 
 from gliomics import io
+from gliomics.data.cohort_io import cohort_patients
+from gliomics.models.gate import load_classifier
 from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
-from gliomics.training.classification import classify_slices
+from gliomics.tracking import stage_run
+from gliomics.training.classification import classify_slices, patient_scores, slice_labels, slice_scores
 
 PER_SLICE = "per_slice.csv"
 PER_PATIENT = "per_patient.csv"
@@ -50,9 +56,6 @@ def roc_points(labels, probs):
     The first threshold (sklearn's ``inf``, the "predict nothing" corner) is written as 1.0 so that
     the CSV stays plain numbers.
     """
-    import pandas as pd
-    from sklearn.metrics import roc_curve
-
     labels = np.asarray(labels, dtype=int)
     if len(np.unique(labels)) < 2:
         return pd.DataFrame(columns=["fpr", "tpr", "threshold"])
@@ -68,12 +71,6 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
     ``from_segmenter``: ``model_uri`` is a segmenter, and a slice's score its largest tumour probability
     (:class:`gliomics.models.gate.SegmenterSliceScore`); ``threshold`` defaults to the model's own (0.5).
     """
-    from sklearn.metrics import classification_report
-
-    from gliomics.data.cohort_io import cohort_patients
-    from gliomics.models.gate import load_classifier
-    from gliomics.training.classification import patient_scores, slice_labels, slice_scores
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     slice_labels([], min_area_px)  # checks min_area_px before any work
@@ -111,10 +108,6 @@ def run_evaluate_classifier(data_dir: str | Path, model_uri: str, out_dir: str |
 
 
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     params = {"model_uri": summary["model_uri"], "threshold": summary["threshold"],
               "min_area_px": summary["min_area_px"]}
     with stage_run("evaluate_classifier", data_dir=root, params=params, profile=profile):

@@ -9,15 +9,22 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
 
 from gliomics import io
 from gliomics.config import FeaturesParams
 from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, resolve_cohort_dir, slices_by_folder
 from gliomics.data.slices import read_images, read_masks
 from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.features import ALL_COLUMNS, FEATURE_COLUMNS, patient_features
 from gliomics.features.patient import feature_settings
 from gliomics.progress import progress
+from gliomics.report.features_plots import feature_histograms
+from gliomics.tracking import stage_run
+from gliomics.validation.features import features_suite
+from gliomics.validation.gx import run_checks
 
 MASK_SOURCES = ("truth", "predicted")
 
@@ -41,8 +48,6 @@ def load_patient(slices) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _patient_row(job) -> dict:
-    from gliomics.features import patient_features
-
     slices, settings = job
     images, masks = load_patient(slices)
     return {"patient": slices[0].patient, "folder": slices[0].folder, **patient_features(images, masks, **settings)}
@@ -50,11 +55,6 @@ def _patient_row(job) -> dict:
 
 def compute_table(root: Path, params: FeaturesParams, progress_callback=None, *, workers: int | None = None):
     """The features table of every patient folder under ``root`` (one process per core)."""
-    import pandas as pd
-
-    import gliomics.features  # noqa: F401  (imported once here, inherited by the workers)
-    from gliomics.features import ALL_COLUMNS
-
     workers = workers or os.cpu_count() or 1
 
     by_folder = slices_by_folder(root)
@@ -94,10 +94,6 @@ def run_features(data_dir: str | Path, masks: str, out: str | Path, params: Feat
     the same layout). Patients whose mask is empty or too small get NaN
     features, a ``status`` saying why, and a warning.
     """
-    from gliomics.features import FEATURE_COLUMNS
-    from gliomics.validation.features import features_suite
-    from gliomics.validation.gx import run_checks
-
     if masks not in MASK_SOURCES:
         raise GliomicsError(f"--masks must be one of {', '.join(MASK_SOURCES)}, got {masks!r}")
     started = time.perf_counter()
@@ -133,12 +129,6 @@ def run_features(data_dir: str | Path, masks: str, out: str | Path, params: Feat
 
 
 def _log(root, out: Path, table, params: FeaturesParams, summary: dict, profile) -> None:
-    import mlflow
-
-    from gliomics.features import FEATURE_COLUMNS
-    from gliomics.report.features_plots import feature_histograms
-    from gliomics.tracking import stage_run
-
     with stage_run("features", data_dir=root, params={"masks": summary["masks"], **vars(params)},
                    profile=profile):
         mlflow.log_metrics({"n_patients": summary["n_patients"], "n_ok": summary["n_ok"],

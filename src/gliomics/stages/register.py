@@ -31,10 +31,20 @@ import time
 import warnings
 from pathlib import Path
 
-from gliomics import io
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from gliomics import io, tracking
 from gliomics.config import RegisterParams
+from gliomics.data.splits import patients_of_part
 from gliomics.errors import GliomicsError
 from gliomics.registry import CHAMPION, MIRROR_DIR, SEGMENTER
+from gliomics.registry.listing import client, get_alias
+from gliomics.registry.model_card import render_model_card
+from gliomics.registry.promote import promote_per_policy
+from gliomics.registry.register import attach_model_card, register_version
+from gliomics.tracking import tracking_uri
+from gliomics.training.evaluation import PER_PATIENT, SUMMARY, evaluate_segmenter
 
 REGISTERED = "registered.json"
 MODEL_CARD = "model_card.md"
@@ -83,11 +93,6 @@ def model_source(best: dict, best_path: str | Path) -> tuple[str | None, Path | 
     The local folder (``model_dir``) serves when the store no longer has the
     trial's run (a wiped or different store); a GliomicsError when neither exists.
     """
-    from mlflow.exceptions import MlflowException
-
-    from gliomics.registry.listing import client
-    from gliomics.tracking import tracking_uri
-
     uri = str(best["model_uri"])
     if uri.startswith("models:/"):
         return uri, None
@@ -129,8 +134,6 @@ def version_tags(best: dict, evaluation: dict, *, data_hash: str, git_commit: st
 def segmenter_card(info: dict, best: dict, evaluation: dict, *, n_test_patients: int, post: dict,
                    register_run_id: str | None) -> str:
     """The model card of a registered segmenter version (:func:`gliomics.registry.model_card.render_model_card`)."""
-    from gliomics.registry.model_card import render_model_card
-
     tags = info["tags"]
     selection = {
         "Optuna study": best["study_name"],
@@ -195,14 +198,6 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
     trial_number, promoted`` plus ``promotion_reason, champion_version,
     n_test_patients, register_run_id, model_card, seconds``.
     """
-    import mlflow
-
-    from gliomics import tracking
-    from gliomics.registry.promote import promote_per_policy
-    from gliomics.registry.register import attach_model_card, register_version
-    from gliomics.training.evaluation import PER_PATIENT, SUMMARY, evaluate_segmenter
-    from gliomics.data.splits import patients_of_part
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     best = read_best(best_json)
@@ -238,8 +233,6 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
         promoted, reason = promote_per_policy(name, info["version"], params.promote, metric=TEST_METRIC,
                                               mirror_dir=mirror_dir)
         mlflow.set_tag("promoted", str(promoted).lower())
-
-    from gliomics.registry.listing import get_alias
 
     holder = get_alias(name, CHAMPION)
     summary = {

@@ -24,10 +24,17 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
 
-from gliomics import io
+from gliomics import io, tracking
+from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
 from gliomics.errors import GliomicsError
+from gliomics.models import inference
+from gliomics.report.html import DATA_URI_PREFIX, render, shown_path
+from gliomics.report.sections import SECTION_BUILDERS, ReportInputs, evaluation_of_test_patients
+from gliomics.report.segmentation_plots import OverlayCase, overlay_strips
+from gliomics.tracking import stage_run
 
 N_WORST = 5
 TITLE = "gliomics study report"
@@ -35,9 +42,6 @@ TITLE = "gliomics study report"
 
 def worst_overlays(ctx, *, post: dict | None = None, n: int = N_WORST):
     """The overlay strips of the ``n`` worst test patients, or the reason there are none (a string)."""
-    from gliomics.report.sections import evaluation_of_test_patients
-    from gliomics.report.segmentation_plots import OverlayCase, overlay_strips
-
     table, summary, folder = evaluation_of_test_patients(ctx)
     if table is None:
         return None
@@ -48,9 +52,6 @@ def worst_overlays(ctx, *, post: dict | None = None, n: int = N_WORST):
         return f"cohort folder {ctx.data_dir} not found"
     worst = table.sort_values("dice_3d", kind="stable").head(n)
     try:
-        from gliomics.models import inference
-        from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
-
         root, by_folder = cohort_patients(ctx.data_dir, need_masks=True, patients=list(worst["patient"]))
         model, preprocessing, _ = inference.load_model(model_uri)
         settings = inference.post_settings(post, preprocessing)
@@ -79,10 +80,6 @@ def worst_overlays(ctx, *, post: dict | None = None, n: int = N_WORST):
 def build_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: str | Path | None = None,
                  overlays: bool = True):
     """``(html_text, ReportInputs, sections)``: the report, without writing it."""
-    from gliomics import tracking
-    from gliomics.report.html import render, shown_path
-    from gliomics.report.sections import SECTION_BUILDERS, ReportInputs
-
     reports = Path(reports_dir)
     data = Path(data_dir) if data_dir is not None else Path(params.data.raw)
     ctx = ReportInputs(reports=reports, params=params, data_dir=data, out_dir=Path(out).resolve().parent)
@@ -103,8 +100,6 @@ def build_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: 
 def run_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: str | Path | None = None,
                overlays: bool = True, log_mlflow: bool = True, profile: str | None = None) -> dict:
     """Write the study report to ``out``; log it to MLflow; return a summary."""
-    from gliomics.report.html import DATA_URI_PREFIX
-
     started = time.perf_counter()
     reports = Path(reports_dir)
     if not reports.is_dir():
@@ -127,10 +122,6 @@ def run_report(reports_dir: str | Path, out: str | Path, params, *, data_dir: st
 
 
 def _log(out: Path, ctx, used: list[Path], summary: dict, params, profile) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     with stage_run("report", data_dir=ctx.data_dir, params={"reports": str(ctx.reports), "out": str(out)},
                    profile=profile or params.profile):
         mlflow.log_metrics({"n_images": summary["n_images"], "n_inputs": summary["n_inputs"],

@@ -29,14 +29,18 @@ import shutil
 import time
 from pathlib import Path
 
+import mlflow
+
 from gliomics import io
 from gliomics.data.cohort_io import cohort_patients, read_images
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.data.slices import write_mask
 from gliomics.errors import GliomicsError
-from gliomics.models.gate import load_segmentation_models
+from gliomics.models import inference
+from gliomics.models.gate import load_segmentation_models, patient_probabilities
 from gliomics.models.inference import describe_models
 from gliomics.progress import progress
+from gliomics.tracking import stage_run
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
 #: (mirrored in reports/registry/gliomics-segmenter.json, the stage's dependency).
@@ -51,9 +55,6 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
     ``gate``: a slice classifier URI; slices it calls tumour-free are not segmented (empty masks;
     :mod:`gliomics.models.gate`).
     """
-    from gliomics.models import inference
-    from gliomics.models.gate import patient_probabilities
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(input_dir, need_masks=False)
@@ -99,10 +100,6 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
 
 
 def _log(root: Path, summary: dict, profile: str | None) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     params = {"model_uri": summary["model_uri"], "out_dir": summary["out_dir"],
               **{f"post_{k}": v for k, v in summary["post"].items()}}
     with stage_run("segment", data_dir=root, params=params, profile=profile):

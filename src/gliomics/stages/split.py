@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
+import pandas as pd
+
 from gliomics import io
 from gliomics.config import SplitParams
 from gliomics.data.kaggle import CLINICAL_FILE, HISTOLOGY_NAMES, institution_of, read_clinical, resolve_cohort_dir
 from gliomics.data.splits import patient_splits
 from gliomics.errors import GliomicsError
+from gliomics.tracking import stage_run
 
 SPLITS = "splits.csv"
 SUMMARY = "summary.json"
@@ -17,8 +21,6 @@ SUMMARY = "summary.json"
 def split_cohort(data_dir: str | Path, manifest_path: str | Path, params: SplitParams,
                  out_dir: str | Path = "reports/split", *, log_mlflow: bool = True, profile: str | None = None) -> dict:
     """Split the validated cohort's patients; write ``splits.csv`` and ``summary.json``."""
-    import pandas as pd
-
     manifest_path = Path(manifest_path)
     if not manifest_path.exists():
         raise GliomicsError(f"{manifest_path}: missing; run `gliomics validate` first (the split uses validated data only)")
@@ -63,10 +65,6 @@ def split_cohort(data_dir: str | Path, manifest_path: str | Path, params: SplitP
     io.write_csv(out_dir / SPLITS, splits)
     io.write_json(out_dir / SUMMARY, summary)
     if log_mlflow:
-        from gliomics.tracking import stage_run
-
-        import mlflow
-
         with stage_run("split", data_dir=root, params=vars(params), profile=profile):
             mlflow.log_metrics({"n_patients": len(splits), "n_test_patients": summary["n_test_patients"]})
             mlflow.log_artifact(str(out_dir / SPLITS))

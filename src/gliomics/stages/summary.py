@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from gliomics.tracking import tracking_uri
+
 
 def print_summary(reports: Path) -> None:
     """Print the summaries of the stages that have run, then where to look next."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from gliomics.tracking import tracking_uri
-
     console = Console()
     table = Table(title="gliomics pipeline", show_lines=False)
     table.add_column("stage")

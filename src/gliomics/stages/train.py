@@ -25,18 +25,25 @@ Outputs:
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from gliomics import io
 from gliomics.config import TrainParams
 from gliomics.progress import epoch_line
 from gliomics.report.training_plots import plot_learning_curves
-from gliomics.tracking import flatten_params
-from gliomics.training.export import save_segmenter
+from gliomics.tracking import flatten_params, optional_stage_run
+from gliomics.training.budget import training_length
+from gliomics.training.export import log_segmenter, save_segmenter
+from gliomics.training.fit import check_settings, fit_segmenter
 from gliomics.training.store import open_training_store
+from gliomics.training.tasks import SEGMENTATION
+from gliomics.training.validation import predict_patients, score_patients
 
 OVERLAY_PATIENTS = 4
 EPOCH_METRICS = ("loss", "slice_dice", "slice_iou", "soft_slice_dice", "soft_slice_iou", "val_dice_3d",
@@ -48,10 +55,7 @@ EPOCH_METRICS = ("loss", "slice_dice", "slice_iou", "soft_slice_dice", "soft_sli
 
 def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS) -> Path:
     """Image / truth / prediction on each patient's largest true-tumour slice."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     patients = list(scores)[:n_patients]
     fig, axes = plt.subplots(len(patients), 3, figsize=(9, 3 * len(patients)), squeeze=False)
@@ -97,14 +101,6 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     ``val_seconds_per_image``, ``precision``, ``n_train_patients``,
     ``n_val_patients``, ``image_size``.
     """
-    import sys
-
-    from gliomics.tracking import optional_stage_run
-    from gliomics.training.budget import training_length
-    from gliomics.training.fit import check_settings, fit_segmenter
-    from gliomics.training.tasks import SEGMENTATION
-    from gliomics.training.validation import predict_patients, score_patients
-
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
     check_settings(params, f"train.{profile}" if profile else "train")
@@ -177,8 +173,6 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
 
         run_id = model_uri = None
         if mlflow is not None:
-            from gliomics.training.export import log_segmenter
-
             mlflow.log_metrics({"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
                                 "epochs_run": result.epochs_run, "seconds_per_image": metrics["seconds_per_image"]})
             for artifact in (reports_dir / "history.csv", reports_dir / "metrics.json", curves, overlays):

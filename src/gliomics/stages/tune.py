@@ -59,9 +59,24 @@ import sys
 import time
 from pathlib import Path
 
-from gliomics import io
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from gliomics import io, tracking
 from gliomics.config import Params
 from gliomics.errors import GliomicsError
+from gliomics.tracking import optional_stage_run
+from gliomics.tuning import study as studies
+from gliomics.tuning.classifier import ClassifierTask
+from gliomics.tuning.pruning import make_pruner
+from gliomics.tuning.search import MODEL_DIR as TRIAL_MODEL
+from gliomics.tuning.search import promote, run_phase, trial_dir
+from gliomics.tuning.space import grid_search_space, grid_size, sample
+from gliomics.tuning.study import counts, is_sqlite, recover_dead_trials, redact, requeue, worker_id
+from gliomics.tuning.tasks import SegmenterTask
+from gliomics.tuning.trials import (TrialLogger, close_dead_parents, close_run, param_importances, plot_study,
+                                    trial_value, trials_table)
 
 REPORTS_DIR = "reports/tune"
 MODEL_DIR = "models/tuned"
@@ -92,8 +107,6 @@ class Search:
 
     @property
     def grid_size(self) -> int | None:
-        from gliomics.tuning.space import grid_size
-
         return None if self.grid is None else grid_size(self.grid)
 
 
@@ -103,11 +116,8 @@ def make_task(params: Params, task: str, data_dir, manifest_csv, splits_csv, sto
         raise GliomicsError(f"tune: --task must be one of {', '.join(TASKS)}, got {task!r}")
     tune = params.tune_settings(task)
     if task == "classifier":
-        from gliomics.tuning.classifier import ClassifierTask
-
         return ClassifierTask(data_dir, manifest_csv, splits_csv, params.classifier_settings(), tune,
                               store_root=store_root)
-    from gliomics.tuning.tasks import SegmenterTask
 
     return SegmenterTask(data_dir, manifest_csv, splits_csv, params.train_settings(), tune, store_root=store_root)
 
@@ -115,10 +125,6 @@ def make_task(params: Params, task: str, data_dir, manifest_csv, splits_csv, sto
 def open_search(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None, study=None,
                 n_trials=None, timeout=None, store_root=STORE_ROOT, build=True, task: str = "segmenter") -> Search:
     """Check the settings, prepare the data (array stores) and open both studies."""
-    from gliomics.tuning import study as studies
-    from gliomics.tuning.pruning import make_pruner
-    from gliomics.tuning.space import grid_search_space
-
     tune = params.tune_settings(task)
     n_trials = tune.n_trials if n_trials is None else int(n_trials)
     timeout = tune.timeout if timeout is None else float(timeout)
@@ -147,9 +153,6 @@ def open_search(params: Params, data_dir, manifest_csv, splits_csv, *, storage=N
 
 def recover(search: Search, log_mlflow: bool) -> list:
     """Fail (and re-enqueue) trials a killed local process left RUNNING; close their MLflow runs."""
-    from gliomics.tuning.study import recover_dead_trials, requeue
-    from gliomics.tuning.trials import close_dead_parents, close_run
-
     def on_failed(study, trial):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id and log_mlflow:
@@ -203,10 +206,6 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
 
     ``reports_dir``/``model_dir`` default to :data:`REPORTS_DIRS`/:data:`MODEL_DIRS` of the task.
     """
-    from gliomics.tuning.search import promote, run_phase
-    from gliomics.tuning.study import is_sqlite, redact, worker_id
-    from gliomics.tuning.trials import TrialLogger
-
     started = time.perf_counter()
     _quiet_optuna()
     if workers < 1:
@@ -237,7 +236,6 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
                   "n_low_fidelity_patients": len(search.task.low_patients),
                   "n_train_patients": len(search.task.train_patients),
                   "n_val_patients": len(search.task.val_patients)}
-    from gliomics.tracking import optional_stage_run
 
     context = optional_stage_run(log_mlflow, "tune", data_dir=data_dir, params=run_params, profile=params.profile)
 
@@ -247,8 +245,6 @@ def run_tune(params: Params, data_dir, manifest_csv, splits_csv, *, storage=None
     with context as run:
         parent_run_id = run.info.run_id if run is not None else None
         if run is not None:
-            import mlflow
-
             mlflow.set_tags({"study_name": search.study_name, "role": "parent", "worker": worker_id(),
                              "storage": shown_storage, "task": task})
             search.low.set_user_attr("mlflow_parent_run_id", parent_run_id)
@@ -290,9 +286,6 @@ def run_worker(params: Params, data_dir, manifest_csv, splits_csv, *, storage, s
                n_trials=None, timeout=None, trials=None, parent_run_id=None, log_mlflow: bool = True,
                work_dir=WORK_DIR, store_root=STORE_ROOT, task: str = "segmenter") -> int:
     """One worker process: run trials of ``phase`` of an existing search; return how many."""
-    from gliomics.tuning.search import run_phase
-    from gliomics.tuning.trials import TrialLogger
-
     _quiet_optuna()
     if phase not in ("low", "full"):
         raise GliomicsError(f"tune --worker: --phase must be low or full, got {phase!r}")
@@ -314,14 +307,10 @@ def run_worker(params: Params, data_dir, manifest_csv, splits_csv, *, storage, s
 
 def _quiet_optuna() -> None:
     """Our own trial lines replace Optuna's INFO log."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _waiting(study) -> int:
-    from optuna.trial import TrialState
-
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
@@ -331,7 +320,6 @@ _INHERITED_TAGS = ("gliomics.stage", "git_commit", "dvc_data_hash", "data_dir", 
 def _child_tags(run) -> dict:
     if run is None:
         return {}
-    import mlflow
 
     tags = mlflow.get_run(run.info.run_id).data.tags
     return {k: tags[k] for k in _INHERITED_TAGS if k in tags}
@@ -340,7 +328,6 @@ def _child_tags(run) -> dict:
 def _child_tags_of(run_id) -> dict:
     if not run_id:
         return {}
-    from gliomics import tracking
 
     mlflow = tracking.configure()
     tags = mlflow.get_run(run_id).data.tags
@@ -355,12 +342,6 @@ def write_reports(search: Search, *, reports_dir, model_dir, work_dir, parent_ru
 
     With ``promote_top_k`` 0 the best low-fidelity COMPLETE trial is reported and no model is copied.
     """
-    from optuna.trial import TrialState
-
-    from gliomics.tuning.search import MODEL_DIR as TRIAL_MODEL, trial_dir
-    from gliomics.tuning.study import counts, redact
-    from gliomics.tuning.trials import param_importances, plot_study, trial_value, trials_table
-
     task, tune = search.task, search.tune
     metric = task.metric
     reports_dir = Path(reports_dir)
@@ -444,10 +425,7 @@ def write_reports(search: Search, *, reports_dir, model_dir, work_dir, parent_ru
 
 def _values_of(search: Search, trial) -> dict:
     """The full sampled values of a finished trial (its params plus the fixed space values)."""
-    import optuna
-
     fixed = optuna.trial.FixedTrial(dict(trial.params))
-    from gliomics.tuning.space import sample
 
     return sample(fixed, search.task.tune.space)
 
@@ -458,10 +436,6 @@ def _copy_model(source: Path, run_id: str | None, model_dir) -> None:
         if (source / "MLmodel").exists():
             shutil.copytree(source, tmp)
         elif run_id:
-            import mlflow
-
-            from gliomics import tracking
-
             tracking.configure()
             mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp.parent / "download"))
             shutil.move(str(tmp.parent / "download" / "model"), tmp)
@@ -470,8 +444,6 @@ def _copy_model(source: Path, run_id: str | None, model_dir) -> None:
 
 
 def _log_parent(best: dict, reports_dir) -> None:
-    import mlflow
-
     reports_dir = Path(reports_dir)
     mlflow.log_params({f"best.{k}": v for k, v in best["params"].items()})
     mlflow.log_metrics({f"best_{best['metric']}": best["val_value"], "n_complete": best["n_complete"],

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+from scipy.stats import f as f_dist
+
 
 def icc_2_1(ratings, confidence_level: float = 0.95) -> dict:
     """ICC(2,1) of Shrout & Fleiss (1979): two-way random effects, absolute
@@ -26,9 +30,6 @@ def icc_2_1(ratings, confidence_level: float = 0.95) -> dict:
     Shrout, P. E. & Fleiss, J. L. (1979). Intraclass correlations: uses in
     assessing rater reliability. *Psychological Bulletin* 86, 420-428.
     """
-    import numpy as np
-    from scipy.stats import f as f_dist
-
     y = np.asarray(ratings, dtype=float)
     if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 2:
         raise ValueError("ratings must be n >= 2 targets x k >= 2 judges")
@@ -98,9 +99,6 @@ def feature_agreement(truth, predicted, columns, *, min_pairs: int = 3):
     ICC(3,1) (:func:`icc_3_1`), the means and the mean difference (predicted - truth). A feature with fewer than
     ``min_pairs`` complete pairs, or without variance, gets NaN and a ``reason``.
     """
-    import numpy as np
-    import pandas as pd
-
     both = truth[["patient", *columns]].merge(predicted[["patient", *columns]], on="patient", how="outer",
                                               suffixes=("_truth", "_predicted"))
     rows = []

@@ -307,7 +307,7 @@ def freeman_halton(table, *, max_states: int = 2_000_000) -> float:
     rows, cols = x.sum(axis=1), x.sum(axis=0)
     order = np.argsort(cols, kind="stable")
     x, cols = x[:, order], cols[order]
-    enum_cols, (cp, cq) = cols[:-2], cols[-2:]
+    enum_cols, cp = cols[:-2], cols[-2]
     const = gammaln(rows + 1).sum() + gammaln(cols + 1).sum() - gammaln(rows.sum() + 1)
     log_p_obs = const - gammaln(x + 1).sum()
 

@@ -9,6 +9,8 @@ when given, on predicted masks, in one table.
 
 from __future__ import annotations
 
+import pandas as pd
+
 #: (source, histological group, cluster family, feature, reported p) of each published association.
 PUBLISHED = (
     ("Mazurowski 2017", "all", "RNASeqCluster", "angular_standard_deviation", "< 0.0002"),
@@ -59,8 +61,6 @@ def our_result(tests, roc, group: str, family: str, feature: str) -> dict:
 def replication_table(truth_tests, truth_roc=None, predicted_tests=None, predicted_roc=None):
     """One row per :data:`PUBLISHED` association: ``source, group, family, feature, reported_p`` and our
     :func:`our_result` columns suffixed ``_truth`` (and ``_predicted`` when predicted-mask tables are given)."""
-    import pandas as pd
-
     kinds = [("truth", truth_tests, truth_roc)]
     if predicted_tests is not None:
         kinds.append(("predicted", predicted_tests, predicted_roc))

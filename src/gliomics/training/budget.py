@@ -29,12 +29,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import tensorflow as tf
+
 from gliomics import io
+from gliomics.data.pipeline import Augment, train_dataset
 from gliomics.errors import GliomicsError
+from gliomics.training.fit import build_model, learning_rate, resolve_precision
 
 BUDGET_FILE = "budget.json"
 #: Steps run before timing (tracing, first oneDNN calls), then timed.
@@ -80,11 +85,6 @@ def calibrate(task, store, train_patients, val_patients, params, *, warmup: int 
               timed: int = TIMED_STEPS) -> Calibration:
     """Time ``timed`` training steps (after ``warmup``) of ``params``' model on this machine, and one
     validation pass; the model is thrown away (the run builds its own, seeded)."""
-    import tensorflow as tf
-
-    from gliomics.data.pipeline import Augment, train_dataset
-    from gliomics.training.fit import build_model, learning_rate, resolve_precision
-
     started = time.perf_counter()
     model, _ = build_model(params, store.image_size, resolve_precision(params.precision))
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate(params)), loss=task.loss(params),
@@ -162,8 +162,6 @@ def training_length(command: str, task, store, train_patients, val_patients, par
                     checkpoint_dir=None, resume: bool = False, announce: bool = True, section: str = "train"):
     """:func:`resolve_length` for a training stage (``command``: ``train`` or ``train-classifier``), calibrating
     ``task``'s model on ``store`` when the settings have a budget; says the choice on stderr (``announce``)."""
-    import sys
-
     resolved, length = resolve_length(
         params, steps=steps, checkpoint_dir=checkpoint_dir, resume=resume, section=section,
         calibrate_run=lambda: calibrate(task, store, train_patients, val_patients, params))

@@ -18,11 +18,9 @@ from __future__ import annotations
 import math
 import time
 
-import gliomics  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf
 
 from gliomics.training.checkpoint import save_checkpoint
-
 from gliomics.training.tasks import SEGMENTATION_COLUMNS
 
 #: Keras metric name -> history column (segmentation; each task has its own ``metric_columns``).

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gliomics.errors import GliomicsError
 from gliomics.io import atomic_path
 
 LAST = "last"
@@ -76,8 +77,6 @@ def restore_checkpoint(checkpoint_dir: str | Path, model, optimizer) -> tuple[di
     saved = _load_arrays(folder / "optimizer.npz")
     variables = optimizer_variables(optimizer)
     if len(saved) != len(variables):
-        from gliomics.errors import GliomicsError
-
         raise GliomicsError(f"{folder}: checkpoint has {len(saved)} optimizer variables, the optimizer {len(variables)}")
     for variable, value in zip(variables, saved):
         variable.assign(value)

@@ -40,7 +40,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 
+from gliomics.data.arrays import resize_mask
+from gliomics.data.cohort_io import read_images, read_masks
+from gliomics.errors import GliomicsError
+from gliomics.models.gate import predict_slices
+from gliomics.models.inference import check_image_shapes
 from gliomics.progress import progress
 
 THRESHOLD = 0.5
@@ -52,8 +59,6 @@ _THRESHOLD_ATTRIBUTE = "_gliomics_threshold_choice"
 
 def slice_labels(tumour_pixels, min_area_px: int = 1) -> np.ndarray:
     """0/1 labels: ``tumour_pixels >= min_area_px`` (``min_area_px`` >= 1)."""
-    from gliomics.errors import GliomicsError
-
     if int(min_area_px) < 1:
         raise GliomicsError(f"classifier.min_area_px must be >= 1, got {min_area_px}")
     return (np.asarray(tumour_pixels) >= int(min_area_px)).astype(np.int64)
@@ -61,8 +66,6 @@ def slice_labels(tumour_pixels, min_area_px: int = 1) -> np.ndarray:
 
 def mask_areas(masks, size: int) -> np.ndarray:
     """Tumour pixels of each mask ``(n, H, W)`` after resizing to ``size`` as the array store does."""
-    from gliomics.data.arrays import resize_mask
-
     return np.array([int(resize_mask(np.asarray(m), int(size)).sum()) for m in masks], dtype=np.int64)
 
 
@@ -72,8 +75,6 @@ def _ratio(num: float, den: float):
 
 def slice_scores(labels, probs, threshold: float = THRESHOLD) -> dict:
     """Per-slice classification scores (see the module docstring); JSON-safe."""
-    from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
-
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     pred = (probs >= threshold).astype(np.int64)
@@ -101,8 +102,6 @@ def patient_scores(frame, threshold: float = THRESHOLD):
     positive), ``max_prob``, ``pred`` (``max_prob >= threshold``),
     ``slice_accuracy``.
     """
-    import pandas as pd
-
     rows = []
     for patient, group in frame.groupby("patient", sort=False):
         labels = group["label"].to_numpy(np.int64)
@@ -165,8 +164,6 @@ class ThresholdChoice:
 
 def threshold_setting(value) -> float | None:
     """``classifier.threshold`` -> None (choose on validation) or the fixed threshold in [0, 1]."""
-    from gliomics.errors import GliomicsError
-
     if value == VALIDATION:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0:
@@ -235,13 +232,6 @@ def classify_slices(root: Path, by_folder: dict, model, preprocessing, *, min_ar
                     batch_size: int = 16):
     """Per-slice frame ``patient, slice, label, prob`` of the cohort folders ``by_folder``
     (from :func:`gliomics.data.cohort_io.cohort_patients` with ``need_masks=True``)."""
-    import pandas as pd
-
-    from gliomics.data.cohort_io import read_images, read_masks
-    from gliomics.models.gate import predict_slices
-    from gliomics.models.inference import check_image_shapes
-    from gliomics.training.classification import mask_areas, slice_labels
-
     frames = []
     with progress("classifying slices", len(by_folder)) as update:
         for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):

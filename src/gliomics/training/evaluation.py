@@ -36,11 +36,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mlflow
+
 from gliomics import io
 from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
 from gliomics.data.manifest import patient_sequence_group
-from gliomics.models.gate import load_segmentation_models
+from gliomics.models import inference
+from gliomics.models.gate import load_segmentation_models, patient_probabilities
 from gliomics.progress import progress
+from gliomics.tracking import stage_run
+from gliomics.training.metrics import per_patient_scores, summarise
 
 PER_PATIENT = "per_patient.csv"
 SUMMARY = "summary.json"
@@ -55,10 +60,6 @@ def evaluate_segmenter(data_dir: str | Path, model_uri: str, out_dir: str | Path
     ``gate``: a slice classifier URI; slices it calls tumour-free are not segmented (empty masks;
     :mod:`gliomics.models.gate`).
     """
-    from gliomics.models import inference
-    from gliomics.models.gate import patient_probabilities
-    from gliomics.training.metrics import per_patient_scores, summarise
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
@@ -111,10 +112,6 @@ def sequence_groups_summary(table) -> dict:
 
 
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     params = {"model_uri": summary["model_uri"], **{f"post_{k}": v for k, v in summary["post"].items()}}
     with stage_run("evaluate", data_dir=root, params=params, profile=profile):
         mlflow.log_metrics({k: float(v) for k, v in summary.items()

@@ -5,23 +5,29 @@ the shipped copy of a segmenter (:func:`export_segmenter`). Loading lives below,
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import mlflow
 import numpy as np
+from mlflow.models import infer_signature
 
 from gliomics import io
 from gliomics.errors import GliomicsError
-from gliomics.models.packaging import model_metadata, store_weights_in_16_bits
+from gliomics.models import build_under_policy
+from gliomics.models.inference import load_model
+from gliomics.models.packaging import custom_objects, model_metadata, store_weights_in_16_bits
 from gliomics.models.preprocessing import Preprocessing
+from gliomics.training.classification import attached_threshold
+from gliomics.training.losses import custom_objects as loss_objects
 
 #: ``metadata.gliomics.task`` of a slice classifier.
 TASK = "classifier"
 
 
 def _signature(size: int):
-    from mlflow.models import infer_signature
-
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     return example, infer_signature(example, np.zeros((1, 1), dtype=np.float32))
 
@@ -32,10 +38,6 @@ def classifier_metadata(preprocessing, model_config: dict, min_area_px: int, **e
 
 def _with_threshold(model, preprocessing, extra: dict):
     """``(preprocessing, extra)`` with the threshold that training attached to ``model``, if any."""
-    import dataclasses
-
-    from gliomics.training.classification import attached_threshold
-
     choice = attached_threshold(model)
     if choice is None:
         return preprocessing, extra
@@ -50,8 +52,6 @@ def save_classifier(model, preprocessing, model_config: dict, path, *, min_area_
     ``model`` replaces ``preprocessing.threshold`` and is recorded as metadata
     ``threshold_selection``.
     """
-    import mlflow
-
     preprocessing, extra = _with_threshold(model, preprocessing, extra)
     example, signature = _signature(preprocessing.image_size)
     with io.atomic_path(path) as tmp:
@@ -69,16 +69,11 @@ def log_classifier(model, preprocessing, model_config: dict, *, min_area_px: int
     (``threshold, val_accuracy_at_0.5, val_accuracy_at_threshold``) are
     logged as metrics of the run.
     """
-    import mlflow
-
-    from gliomics.training.classification import attached_threshold
-
     preprocessing, extra = _with_threshold(model, preprocessing, extra)
     choice = attached_threshold(model)
     if choice is not None:
         mlflow.log_metrics({k: float(v) for k, v in choice.metrics().items() if v is not None})
     example, signature = _signature(preprocessing.image_size)
-    from gliomics.training.export import validating_own_pickles
 
     with validating_own_pickles():  # as log_segmenter
         return mlflow.tensorflow.log_model(model, name=name, signature=signature, custom_objects=saving_custom_objects(),
@@ -96,8 +91,6 @@ def validating_own_pickles():
     must never run code), so that check would fail with a warning. These pickles are our own, written a moment
     ago by this process, so the check is allowed for the duration of the call.
     """
-    import os
-
     previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     try:
@@ -112,10 +105,6 @@ def validating_own_pickles():
 def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, name: str = "model",
                   registered_model_name: str | None = None, **extra_metadata):
     """Log ``model`` to the active MLflow run with signature, input example and metadata."""
-    import mlflow
-    import numpy as np
-    from mlflow.models import infer_signature
-
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
@@ -134,10 +123,6 @@ def log_segmenter(model, preprocessing: Preprocessing, model_config: dict, *, na
 
 def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metadata) -> Path:
     """Save ``model`` as a local MLflow model folder at ``path`` (atomically), as log_segmenter logs it."""
-    import mlflow
-    import numpy as np
-    from mlflow.models import infer_signature
-
     size = preprocessing.image_size
     example = np.zeros((1, size, size, 3), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, size, size, 1), dtype=np.float32))
@@ -157,9 +142,6 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
     registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
     Returns the storage numbers (``{}`` without ``half``) and the folder's size in ``folder_bytes``.
     """
-    from gliomics.models import build_under_policy
-    from gliomics.models.inference import load_model
-
     model, preprocessing, metadata = load_model(str(source))
     config = dict(metadata.get("model_config") or {})
     if not config:
@@ -179,7 +161,4 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
 def saving_custom_objects() -> dict:
     """The custom layers, losses and metrics a saved model may reference, pickled by MLflow for its pyfunc
     (gliomics itself loads by name: :func:`gliomics.models.packaging.custom_objects`)."""
-    from gliomics.models.packaging import custom_objects
-    from gliomics.training.losses import custom_objects as loss_objects
-
     return {**custom_objects(), **loss_objects()}

@@ -60,8 +60,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
 from gliomics.config import TrainParams
+from gliomics.data.arrays import ArrayStore, open_array_store
+from gliomics.data.pipeline import Augment, train_dataset
 from gliomics.errors import GliomicsError
+from gliomics.models import build_under_policy
+from gliomics.models.options import SM_ARCHITECTURES, canonical_arch
+from gliomics.models.registry import config_keys
+from gliomics.training.callbacks import EpochEnd
+from gliomics.training.checkpoint import LAST, read_state, restore_checkpoint
+from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting
+from gliomics.training.losses import get_loss
 from gliomics.training.tasks import SEGMENTATION, ClassificationTask
 
 SCHEDULES = ("constant", "cosine")
@@ -117,8 +130,6 @@ def resolve_precision(precision: str) -> str:
 
 def model_config(params: TrainParams, image_size: int) -> dict:
     """``params.model`` with the input shape of the store's slices added."""
-    from gliomics.models.registry import config_keys
-
     config = dict(params.model)
     if "arch" not in config:
         raise GliomicsError("train.model has no 'arch'")
@@ -128,8 +139,6 @@ def model_config(params: TrainParams, image_size: int) -> dict:
 
 
 def learning_rate(params: TrainParams):
-    import tensorflow as tf
-
     if params.schedule not in SCHEDULES:
         raise GliomicsError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {params.schedule!r}")
     if params.schedule == "cosine":
@@ -157,9 +166,6 @@ def run_fingerprint(store, train_patients, val_patients, params: TrainParams, ta
 def check_settings(params: TrainParams, section: str = "train") -> None:
     """The settings that would otherwise fail only deep into a run (the loss name, the augmentation keys), checked
     before any data is read: one :class:`GliomicsError` line naming the key."""
-    from gliomics.data.pipeline import Augment
-    from gliomics.training.losses import get_loss
-
     try:
         get_loss(params.loss)
     except ValueError as error:
@@ -187,8 +193,6 @@ def _check(params: TrainParams, train_patients, val_patients, section: str = "tr
 def xla_cannot_train(model: dict) -> bool:
     """Whether ``model`` (a builder config) has the segmentation-models decoders that XLA fails to
     train (measured 2026-11-26 for Unet/FPN/Linknet: no ResizeNearestNeighborGrad XLA kernel)."""
-    from gliomics.models.options import SM_ARCHITECTURES, canonical_arch
-
     try:
         return canonical_arch(model.get("arch")) in SM_ARCHITECTURES
     except GliomicsError:
@@ -249,9 +253,6 @@ def set_op_determinism(enabled: bool) -> None:
     XLA has no deterministic max-pooling gradient, so ``xla=True`` runs
     without op determinism (seeded, but not guaranteed bit-reproducible).
     """
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
-
     if enabled:
         tf.config.experimental.enable_op_determinism()
     elif tf_config.is_op_determinism_enabled():
@@ -260,8 +261,6 @@ def set_op_determinism(enabled: bool) -> None:
 
 def build_model(params: TrainParams, image_size: int, precision: str):
     """Build ``params.model`` under the precision's Keras policy (the global policy is restored after)."""
-    from gliomics.models import build_under_policy
-
     config = model_config(params, image_size)
     return build_under_policy(config, "mixed_bfloat16" if precision == "bf16" else "float32"), config
 
@@ -295,8 +294,6 @@ def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_di
     :func:`gliomics.training.export.save_classifier`/``log_classifier``
     store it as the model's ``Preprocessing.threshold``.
     """
-    from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting
-
     threshold_setting(params.threshold)  # a bad setting fails before training, not after
     task = ClassificationTask(min_area_px=int(params.min_area_px))
     result = fit_model(task, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
@@ -307,8 +304,6 @@ def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_di
 
 
 def _open_store(store):
-    from gliomics.data.arrays import ArrayStore, open_array_store
-
     return store if isinstance(store, ArrayStore) else open_array_store(store)
 
 
@@ -316,15 +311,6 @@ def fit_model(task, store, train_patients, val_patients, params: TrainParams, *,
               resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
               verbose: int = 0) -> FitResult:
     """The training loop for ``task`` (:mod:`gliomics.training.tasks`); see :func:`fit_segmenter`."""
-    import gliomics  # noqa: F401  (tf-keras 2 before TensorFlow)  # isort: skip
-    import pandas as pd
-    import tensorflow as tf
-
-    from gliomics.data.arrays import ArrayStore, open_array_store
-    from gliomics.data.pipeline import Augment, train_dataset
-    from gliomics.training.callbacks import EpochEnd
-    from gliomics.training.checkpoint import LAST, read_state, restore_checkpoint
-
     store = store if isinstance(store, ArrayStore) else open_array_store(store)
     train_patients, val_patients = list(train_patients), list(val_patients)
     _check(params, train_patients, val_patients, "train" if task.name == "segmenter" else task.name)

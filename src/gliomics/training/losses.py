@@ -44,8 +44,9 @@ custom_objects=custom_objects())``.
 
 from __future__ import annotations
 
-import gliomics  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
+
+from gliomics.training import metrics
 
 DEFAULT_SMOOTH = 1.0
 _FLOOR = 1e-7
@@ -211,8 +212,6 @@ def get_loss(name: str, **kwargs) -> tf.keras.losses.Loss:
 
 def custom_objects() -> dict:
     """Every gliomics loss and Keras metric by name, for ``load_model(custom_objects=...)``."""
-    from gliomics.training import metrics
-
     objects = {
         "dice_loss": dice_loss,
         "bce_dice_loss": bce_dice_loss,

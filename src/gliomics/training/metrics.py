@@ -39,6 +39,8 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
+import tensorflow as tf
 from scipy import ndimage
 
 KERAS_SMOOTH = 1e-6
@@ -55,8 +57,6 @@ EXTRA_COLUMNS = ["n_scored_slices", "mean_slice_dice"]
 # --------------------------------------------------------------------------
 
 def _keras_overlap(y_true, y_pred, hard: bool, iou: bool):
-    import tensorflow as tf
-
     y_true = tf.cast(y_true, tf.float32)
     y_pred = tf.cast(y_pred, tf.float32)
     if hard:
@@ -194,8 +194,6 @@ def per_patient_scores(truth_by_patient: Mapping[str, np.ndarray],
     with tumour in truth or prediction and ``mean_slice_dice`` their mean
     Dice (NaN if none).
     """
-    import pandas as pd
-
     missing = sorted(set(truth_by_patient) ^ set(pred_by_patient))
     if missing:
         raise ValueError(f"patients not in both truth and prediction: {missing}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from gliomics.data.arrays import build_array_store, open_array_store
 from gliomics.data.splits import split_patients
 from gliomics.errors import GliomicsError
+from gliomics.models.preprocessing import Preprocessing
+from gliomics.progress import progress
 
 
 def store_prefilter(params) -> str | None:
@@ -24,10 +27,6 @@ def open_training_store(data_dir, manifest_csv, splits_csv, store_dir, params):
 
     Returns (store, train_patients, val_patients, preprocessing); used by the segmenter and classifier stages.
     """
-    from gliomics.data.arrays import build_array_store, open_array_store
-    from gliomics.models.preprocessing import Preprocessing
-    from gliomics.progress import progress
-
     train_patients, val_patients = split_patients(splits_csv, params.val_fold)
     with progress("array store", 0) as update:
         build_array_store(data_dir, store_dir, image_size=params.image_size, prefilter=store_prefilter(params),

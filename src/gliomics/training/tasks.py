@@ -30,6 +30,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
+
+from gliomics.data.pipeline import eval_dataset, eval_index
+from gliomics.errors import GliomicsError
+from gliomics.training.classification import nan_if_none, slice_labels, slice_scores
+from gliomics.training.losses import get_loss
+from gliomics.training.metrics import keras_metrics
+from gliomics.training.validation import validate_patients
 
 #: Keras metric name -> history column, segmentation.
 SEGMENTATION_COLUMNS = {
@@ -57,18 +65,12 @@ class SegmentationTask:
         return x, masks
 
     def loss(self, params):
-        from gliomics.training.losses import get_loss
-
         return get_loss(params.loss)
 
     def metrics(self) -> list:
-        from gliomics.training.metrics import keras_metrics
-
         return keras_metrics()
 
     def validate(self, model, store, patients, batch_size: int) -> dict:
-        from gliomics.training.validation import validate_patients
-
         return validate_patients(model, store, patients, batch_size)
 
 
@@ -82,39 +84,26 @@ class ClassificationTask:
     metric_columns = CLASSIFICATION_COLUMNS
 
     def targets(self, x, masks):
-        import tensorflow as tf
-
         area = tf.reduce_sum(masks, axis=[1, 2, 3])
         return x, tf.cast(area >= float(self.min_area_px), tf.float32)[:, None]
 
     def loss(self, params):
-        import tensorflow as tf
-
-        from gliomics.errors import GliomicsError
-
         if params.loss not in CLASSIFICATION_LOSSES:
             raise GliomicsError(f"classifier.loss must be one of {', '.join(CLASSIFICATION_LOSSES)}, "
                                 f"got {params.loss!r}")
         return tf.keras.losses.BinaryCrossentropy()
 
     def metrics(self) -> list:
-        import tensorflow as tf
-
         return [tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")]
 
     def predict(self, model, store, patients, batch_size: int):
         """``(labels, probabilities, eval_index frame)`` for every slice of ``patients``."""
-        from gliomics.data.pipeline import eval_dataset, eval_index
-        from gliomics.training.classification import slice_labels
-
         index = eval_index(store, patients)
         data = eval_dataset(store, patients, batch_size=batch_size).map(lambda x, y: x)
         probs = np.asarray(model.predict(data, verbose=0), dtype=np.float64).reshape(-1)
         return slice_labels(index["tumour_pixels"], self.min_area_px), probs, index
 
     def validate(self, model, store, patients, batch_size: int) -> dict:
-        from gliomics.training.classification import nan_if_none, slice_scores
-
         labels, probs, _ = self.predict(model, store, patients, batch_size)
         scores = slice_scores(labels, probs)
         eps = 1e-7

@@ -10,14 +10,16 @@ import math
 
 import numpy as np
 
+from gliomics.data.pipeline import eval_dataset, eval_index
+from gliomics.models.postprocess import postprocess
+from gliomics.training.metrics import dice_3d, per_slice_dice
+
 #: Probability above which a pixel is tumour, during validation.
 THRESHOLD = 0.5
 
 
 def predict_patients(model, store, patients, batch_size: int = 8) -> dict:
     """Probability volumes ``{patient: (n_slices, S, S) float32}`` for every slice of ``patients``."""
-    from gliomics.data.pipeline import eval_dataset, eval_index
-
     index = eval_index(store, patients)
     prob = model.predict(eval_dataset(store, patients, batch_size=batch_size).map(lambda x, y: x), verbose=0)
     prob = np.asarray(prob, dtype=np.float32)[..., 0]
@@ -29,9 +31,6 @@ def predict_patients(model, store, patients, batch_size: int = 8) -> dict:
 
 def score_patients(store, prob_by_patient: dict, threshold: float = THRESHOLD) -> dict:
     """``{patient: (dice_3d, per_slice_dice, predicted mask)}`` after post-processing."""
-    from gliomics.training.metrics import dice_3d, per_slice_dice
-    from gliomics.models.postprocess import postprocess
-
     scores = {}
     for patient, prob in prob_by_patient.items():
         truth = np.asarray(store.masks[store.rows([patient])]) > 0

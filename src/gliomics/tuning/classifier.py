@@ -24,6 +24,10 @@ import dataclasses
 from pathlib import Path
 
 from gliomics.errors import GliomicsError
+from gliomics.models.classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
+from gliomics.models.options import CLASSIFIER_ARCH, backbone_has_pooling, canonical_arch
+from gliomics.training.export import log_classifier, save_classifier
+from gliomics.training.fit import fit_classifier
 from gliomics.tuning import space as search_space
 from gliomics.tuning.tasks import LOW, SegmenterTask, TrialResult
 
@@ -44,9 +48,6 @@ class ClassifierTask(SegmenterTask):
                      "val_seconds")
 
     def check(self) -> None:
-        from gliomics.models.classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
-        from gliomics.models.options import CLASSIFIER_ARCH, backbone_has_pooling, canonical_arch
-
         space, where = self.tune.space, f"{self.section}.space"
         try:
             archs = [canonical_arch(a) for a in space.arch]
@@ -86,18 +87,12 @@ class ClassifierTask(SegmenterTask):
         return settings
 
     def fit_function(self):
-        from gliomics.training.fit import fit_classifier
-
         return fit_classifier
 
     def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
-        from gliomics.training.export import save_classifier
-
         return save_classifier(result.model, self._preprocessing(fidelity), result.model_config, path,
                                min_area_px=self.base.min_area_px, **metadata)
 
     def log_model(self, result: TrialResult, fidelity: str, **metadata) -> None:
-        from gliomics.training.export import log_classifier
-
         log_classifier(result.model, self._preprocessing(fidelity), result.model_config,
                        min_area_px=self.base.min_area_px, **metadata)

@@ -26,6 +26,8 @@ import inspect
 import math
 from typing import Callable
 
+import optuna
+
 from gliomics.errors import GliomicsError
 
 PRUNERS = ("hyperband", "successive_halving", "median", "none")
@@ -34,8 +36,6 @@ PRUNERS = ("hyperband", "successive_halving", "median", "none")
 def make_pruner(spec: dict, max_epochs: int):
     """The Optuna pruner that ``spec`` ({name, **kwargs}) describes; unknown names or
     arguments are a :class:`GliomicsError` naming the allowed ones."""
-    import optuna
-
     spec = dict(spec or {})
     name = spec.pop("name", "hyperband")
     classes = {
@@ -80,8 +80,6 @@ class EpochReporter:
         return max(finite) if finite else math.nan
 
     def __call__(self, epoch: int, row: dict) -> None:
-        import optuna
-
         if self.log is not None:
             self.log(epoch, row)
         value = float(row[self.metric])

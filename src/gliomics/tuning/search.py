@@ -27,6 +27,7 @@ history row of its best epoch). ``promote_top_k`` 0 promotes nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -35,10 +36,13 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+import optuna
+from optuna.trial import TrialState
+
 from gliomics.errors import GliomicsError
 from gliomics.tuning import space as search_space
 from gliomics.tuning.pruning import EpochReporter
-from gliomics.tuning.study import budget_left, counts, worker_id
+from gliomics.tuning.study import budget_left, counts, requeue, worker_id
 from gliomics.tuning.tasks import FULL, LOW
 from gliomics.tuning.trials import TrialLogger, trial_value
 
@@ -54,8 +58,6 @@ def make_objective(task, space, fidelity: str, logger: TrialLogger, work_dir, st
     """The Optuna objective of one fidelity (returns the trial's best metric)."""
 
     def objective(trial) -> float:
-        import optuna
-
         started = time.perf_counter()
         values = search_space.sample(trial, space)
         settings = task.settings(values, fidelity)
@@ -117,8 +119,6 @@ def best_row(history, best_epoch: int) -> dict:
 
 
 def _jsonable(value):
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 
@@ -158,9 +158,6 @@ def run_phase(task, study, space, fidelity: str, *, logger: TrialLogger, work_di
     for a grid search also ``grid_size``, :func:`~gliomics.tuning.study.budget_left`)
     is used. Full fidelity: exactly ``max_trials`` (the enqueued promotions).
     """
-    import optuna
-    from optuna.trial import TrialState
-
     objective = make_objective(task, space, fidelity, logger, work_dir, study_name)
     ran, failures, last_error = 0, 0, ""
     finished_now: list = []
@@ -195,10 +192,6 @@ def run_phase(task, study, space, fidelity: str, *, logger: TrialLogger, work_di
 def promote(low_study, full_study, k: int) -> list[int]:
     """Enqueue the best ``k`` distinct low-fidelity configurations in ``full_study``; return
     the low trial numbers enqueued now (those already promoted are not repeated)."""
-    from optuna.trial import TrialState
-
-    from gliomics.tuning.study import requeue
-
     if k <= 0:
         return []
 

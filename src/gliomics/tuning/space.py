@@ -35,19 +35,15 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any
 
 from gliomics.config import LowFidelityParams, TuneSpaceParams
+from gliomics.data.pipeline import Augment
 from gliomics.errors import GliomicsError
-from gliomics.models.options import (
-    ACTIVATIONS,
-    BACKBONES,
-    PLAIN_UNET,
-    POOLINGS,
-    backbone_has_pooling,
-    canonical_arch,
-)
+from gliomics.models.options import ACTIVATIONS, BACKBONES, PLAIN_UNET, POOLINGS, backbone_has_pooling, canonical_arch
+from gliomics.training.losses import loss_names
 
 #: Space keys with a list of choices (the others are numeric ranges).
 CATEGORICAL = ("arch", "backbone", "activation", "pooling", "loss", "batch_size")
@@ -78,8 +74,6 @@ def check_space(space: TuneSpaceParams, model_options: dict, losses=None) -> Non
     _allowed(space.activation, ACTIVATIONS, f"{where}.activation")
     _allowed(space.pooling, POOLINGS, f"{where}.pooling")
     if losses is None:
-        from gliomics.training.losses import loss_names
-
         losses = loss_names()
     _allowed(space.loss, losses, f"{where}.loss")
     for size in space.batch_size:
@@ -165,8 +159,6 @@ def scale_augment(augment: dict, strength: float) -> dict:
     0 turns augmentation off; 1 leaves it as configured; unset fields start from
     the :class:`~gliomics.data.pipeline.Augment` defaults.
     """
-    from gliomics.data.pipeline import Augment
-
     base = Augment.from_params(augment or {})
     if base is None:  # augmentation switched off: nothing to scale
         return augment
@@ -236,8 +228,6 @@ def grid_search_space(space: TuneSpaceParams, where: str = "tune.sampler") -> di
     Found by running :func:`sample` over every combination of the
     categorical choices, so it follows sample()'s rules by construction.
     """
-    import itertools
-
     for key in LOG_RANGES + RANGES:
         low, high = _range(getattr(space, key), f"{where}: space.{key}")
         if low != high:

@@ -42,7 +42,11 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import optuna
+from optuna.trial import TrialState
+
 from gliomics.errors import GliomicsError
+from gliomics.tracking import project_root
 
 STORE_DIR = "optuna"
 DB_FILE = "optuna.db"
@@ -56,8 +60,6 @@ SQLITE_TIMEOUT_S = 60
 
 
 def default_storage_url(root: Path | None = None) -> str:
-    from gliomics.tracking import project_root
-
     root = root or project_root()
     return f"sqlite:///{root / STORE_DIR / DB_FILE}"
 
@@ -81,8 +83,6 @@ def open_storage(url: str):
     A URL that is not a database URL, names an unknown driver, or cannot be
     reached raises :class:`GliomicsError` naming the (redacted) URL.
     """
-    import optuna
-
     shown = redact(url)
     if "://" not in url:
         raise GliomicsError(f"{shown}: not a database URL (e.g. sqlite:///optuna/optuna.db or "
@@ -123,8 +123,6 @@ def make_sampler(name: str, *, sampler_seed: int, startup_trials: int, grid: dic
     """``tpe``: seeded TPE (``constant_liar`` keeps parallel workers from proposing the same
     configuration while their trials run); ``grid``: :class:`optuna.samplers.GridSampler` over
     ``grid`` (``{name: choices}``), its order shuffled with ``sampler_seed``."""
-    import optuna
-
     if name == "grid":
         return optuna.samplers.GridSampler(dict(grid or {}), seed=int(sampler_seed))
     if name != "tpe":
@@ -138,8 +136,6 @@ def make_sampler(name: str, *, sampler_seed: int, startup_trials: int, grid: dic
 def open_study(storage, name: str, *, sampler_seed: int, startup_trials: int, pruner=None, sampler: str = "tpe",
                grid: dict | None = None):
     """Create or load (``load_if_exists``) a maximising study with the sampler :func:`make_sampler` makes."""
-    import optuna
-
     sampler = make_sampler(sampler, sampler_seed=sampler_seed, startup_trials=startup_trials, grid=grid)
     try:
         return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
@@ -182,9 +178,6 @@ def recover_dead_trials(study, on_failed: Callable | None = None) -> list:
     ``on_failed(study, frozen_trial)`` runs for each (close its MLflow run,
     re-enqueue it). Trials failed meanwhile by another process are skipped.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not worker_dead(trial.user_attrs.get("worker")):
@@ -232,8 +225,6 @@ class Counts:
 
 
 def counts(study) -> Counts:
-    from optuna.trial import TrialState
-
     by_state = {state: 0 for state in TrialState}
     seconds = 0.0
     for trial in study.get_trials(deepcopy=False):
@@ -265,8 +256,6 @@ def budget_left(study, n_trials: int, timeout: float, grid_size: int | None = No
 
 def grid_points_tried(study) -> int:
     """Distinct configurations (params) of the study's finished (incl. FAIL) and running trials."""
-    from optuna.trial import TrialState
-
     tried = {tuple(sorted((k, repr(v)) for k, v in t.params.items()))
              for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING}
     return len(tried)

@@ -23,10 +23,20 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
+import tensorflow as tf
 
 from gliomics.config import TrainParams, TuneParams
+from gliomics.data.arrays import build_array_store, open_array_store
+from gliomics.data.splits import split_patients
 from gliomics.errors import GliomicsError
+from gliomics.models.options import PLAIN_UNET, canonical_arch
+from gliomics.models.preprocessing import Preprocessing
+from gliomics.tracking import dvc_data_hash
+from gliomics.training.export import log_segmenter, save_segmenter
+from gliomics.training.fit import fit_segmenter, xla_cannot_train
+from gliomics.training.store import check_store_patients, store_prefilter
 from gliomics.tuning import space as search_space
+from gliomics.tuning.study import file_digest
 
 LOW, FULL = "low", "full"
 FIDELITIES = (LOW, FULL)
@@ -93,7 +103,6 @@ class SegmenterTask:
         """Refuse settings the trials could not run with, before any work."""
         search_space.check_space(self.tune.space, self.tune.model_options)
         search_space.check_low_fidelity(self.tune.low_fidelity)
-        from gliomics.models.options import PLAIN_UNET, canonical_arch
 
         if any(canonical_arch(a) != PLAIN_UNET for a in self.tune.space.arch):
             for where, size in (("tune.low_fidelity.image_size", self.tune.low_fidelity.image_size),
@@ -103,16 +112,11 @@ class SegmenterTask:
                                         "segmentation-models archs in tune.space.arch need")
 
     def store_dir(self, fidelity: str) -> Path:
-        from gliomics.training.store import store_prefilter
-
         size = self.tune.low_fidelity.image_size if fidelity == LOW else self.base.image_size
         prefilter = store_prefilter(self.base)
         return self.store_root / (f"{size}px" + (f"-{prefilter}" if prefilter else ""))
 
     def key_payload(self) -> dict:
-        from gliomics.tracking import dvc_data_hash
-        from gliomics.tuning.study import file_digest
-
         tune = dataclasses.asdict(self.tune)
         for budget_only in ("study_name", "n_trials", "timeout", "promote_top_k"):
             tune.pop(budget_only)
@@ -124,10 +128,6 @@ class SegmenterTask:
 
     def prepare(self, build: bool = True) -> None:
         """Patients of the split, the low-fidelity subset, and one array store per fidelity."""
-        from gliomics.data.arrays import build_array_store, open_array_store
-        from gliomics.training.store import check_store_patients, store_prefilter
-        from gliomics.data.splits import split_patients
-
         self.check()
         self.train_patients, self.val_patients = split_patients(self.splits_csv, self.base.val_fold)
         self.low_patients = patient_subset(self.train_patients, self.tune.low_fidelity.train_patient_fraction,
@@ -145,8 +145,6 @@ class SegmenterTask:
     # ------------------------------------------------------------- trials
 
     def settings(self, values: dict, fidelity: str) -> TrainParams:
-        from gliomics.training.fit import xla_cannot_train
-
         settings = search_space.apply_values(self.base, values, self.tune.model_options)
         if settings.xla and xla_cannot_train(settings.model):
             # The profile's xla: true is meant for the plain U-Net; XLA cannot train these decoders.
@@ -157,13 +155,9 @@ class SegmenterTask:
 
     def fit_function(self):
         """The training loop of this task's model (:mod:`gliomics.training.fit`; imported late: TensorFlow)."""
-        from gliomics.training.fit import fit_segmenter
-
         return fit_segmenter
 
     def train_trial(self, settings: TrainParams, fidelity: str, on_epoch_end, work_dir) -> TrialResult:
-        import tensorflow as tf
-
         tf.keras.backend.clear_session()  # free the previous trial's graph
         tf.keras.utils.disable_interactive_logging()  # no Keras progress bars between the trial lines
         patients = self.low_patients if fidelity == LOW else self.train_patients
@@ -175,16 +169,10 @@ class SegmenterTask:
                            model_config=result.model_config)
 
     def _preprocessing(self, fidelity: str):
-        from gliomics.models.preprocessing import Preprocessing
-
         return Preprocessing.from_store_settings(self._stores[fidelity].settings)
 
     def save_model(self, result: TrialResult, fidelity: str, path, **metadata) -> Path:
-        from gliomics.training.export import save_segmenter
-
         return save_segmenter(result.model, self._preprocessing(fidelity), result.model_config, path, **metadata)
 
     def log_model(self, result: TrialResult, fidelity: str, **metadata) -> None:
-        from gliomics.training.export import log_segmenter
-
         log_segmenter(result.model, self._preprocessing(fidelity), result.model_config, name="model", **metadata)

@@ -26,7 +26,17 @@ import math
 import warnings
 from pathlib import Path
 
-from gliomics import io
+import matplotlib
+import matplotlib.pyplot as plt
+import optuna
+import optuna.visualization.matplotlib as ovm
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from gliomics import io, tracking
+from gliomics.tracking import flatten_params
+from gliomics.tuning.study import worker_dead
 
 EXPERIMENT = "tune"
 STATES = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
@@ -45,8 +55,6 @@ class TrialLogger:
         self.run = None
         self._mlflow = None
         if parent_run_id is not None:
-            from gliomics import tracking
-
             self._mlflow = tracking.configure()
             self.experiment_id = tracking.ensure_experiment(EXPERIMENT)
 
@@ -57,7 +65,6 @@ class TrialLogger:
     def start(self, number: int, fidelity: str, values: dict, settings, extra_tags: dict | None = None) -> str | None:
         if not self.enabled:
             return None
-        from gliomics.tracking import flatten_params
 
         mlflow = self._mlflow
         tags = {**self.tags, "state": "RUNNING", "fidelity": fidelity, "trial_number": str(number),
@@ -96,10 +103,6 @@ class TrialLogger:
 
 def close_run(run_id: str, state: str = "FAIL", error: str | None = None) -> None:
     """End a run another (dead) process left RUNNING, as ``state``."""
-    from mlflow.tracking import MlflowClient
-
-    from gliomics import tracking
-
     tracking.configure()
     client = MlflowClient()
     try:
@@ -115,11 +118,6 @@ def close_run(run_id: str, state: str = "FAIL", error: str | None = None) -> Non
 
 def close_dead_parents(study_name: str) -> list[str]:
     """Fail the parent runs of ``study_name`` whose ``gliomics tune`` process on this host died."""
-    from mlflow.tracking import MlflowClient
-
-    from gliomics import tracking
-    from gliomics.tuning.study import worker_dead
-
     tracking.configure()
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -169,9 +167,6 @@ def trial_row(trial, fidelity: str) -> dict:
 
 def trials_table(low_study, full_study):
     """Every started trial of both studies (WAITING ones have not run), low fidelity first."""
-    import pandas as pd
-    from optuna.trial import TrialState
-
     rows = []
     for study, fidelity in ((low_study, "low"), (full_study, "full")):
         if study is None:
@@ -187,9 +182,6 @@ def trials_table(low_study, full_study):
 def param_importances(study):
     """``(param, importance)`` of the study's COMPLETE trials (Optuna's default PED-ANOVA
     evaluator), empty when there are too few trials or searched params."""
-    import optuna
-    import pandas as pd
-
     frame = pd.DataFrame(columns=["param", "importance"])
     try:
         with warnings.catch_warnings():
@@ -206,11 +198,7 @@ def plot_study(study, out_dir) -> list[Path]:
     """Optimisation history, parameter importances, parallel coordinates and intermediate
     values of ``study`` as PNGs in ``out_dir``; a plot Optuna cannot draw (too few trials)
     is skipped."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as ovm
 
     out_dir = Path(out_dir)
     plots = {

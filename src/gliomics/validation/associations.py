@@ -46,7 +46,7 @@ import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 
-from gliomics.validation.gx import Check, Suite
+from gliomics.validation.gx import Check, Suite, run_checks
 
 __all__ = ["association_suites", "check_association_tables"]
 
@@ -353,8 +353,6 @@ def association_suites(
 
 def check_association_tables(*args, data_docs_dir=None, **kwargs):
     """Run :func:`association_suites`; return ``(problems, outcomes)``, one line per problem."""
-    from gliomics.validation.gx import run_checks
-
     outcomes = run_checks(association_suites(*args, **kwargs), data_docs_dir=data_docs_dir)
     problems = list(dict.fromkeys(p for o in outcomes for p in o.problems))
     return problems, outcomes

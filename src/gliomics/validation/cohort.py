@@ -6,11 +6,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mlflow
+import pandas as pd
+
 from gliomics import io
 from gliomics.data.kaggle import CLINICAL_FILE, patient_of, read_clinical_text, resolve_cohort_dir, scan_cohort
 from gliomics.data.manifest import build_manifest
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.progress import progress
+from gliomics.tracking import stage_run
+from gliomics.validation.gx import run_checks
+from gliomics.validation.inputs import clinical_suite, folders_suite, manifest_suite
 
 MANIFEST = "manifest.csv"
 RESULTS = "gx_results.json"
@@ -29,9 +35,6 @@ def validate_cohort(data_dir: str | Path, out_dir: str | Path = "reports/validat
     data, and must not look valid), and raises :class:`ValidationFailed`
     with one line per problem.
     """
-    from gliomics.validation.gx import run_checks
-    from gliomics.validation.inputs import clinical_suite, folders_suite, manifest_suite
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root = resolve_cohort_dir(data_dir)
@@ -89,8 +92,6 @@ def validate_cohort(data_dir: str | Path, out_dir: str | Path = "reports/validat
 
 def _folders_table(folder_names: list[str], manifest):
     """One row per patient folder: slice count, highest number, missing numbers."""
-    import pandas as pd
-
     numbers = manifest.groupby("folder")["slice"].apply(set).to_dict()
     rows = []
     for folder in folder_names:
@@ -118,10 +119,6 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
-    import mlflow
-
-    from gliomics.tracking import stage_run
-
     with stage_run("validate", data_dir=root, params={"data_dir": str(root)}, profile=profile):
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
         mlflow.set_tag("validation", "passed" if summary["success"] else "failed")

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import great_expectations as gx
+from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
+                                                        ProgressBarsConfig)
+
 # GX reports usage analytics by default; this platform runs offline.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -52,13 +56,6 @@ class SuiteOutcome:
 
 def run_checks(suites: list[Suite], data_docs_dir: Path | None = None) -> list[SuiteOutcome]:
     """Validate every suite; build Data Docs into ``data_docs_dir`` if given."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
     sites = {}
     if data_docs_dir is not None:
         sites["local_site"] = {

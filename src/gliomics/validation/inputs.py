@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import great_expectations.expectations as gxe
+import pandas as pd
 
-from gliomics.data.kaggle import (
-    CLINICAL_CODES,
-    CLINICAL_COLUMNS,
-    CLUSTER_FAMILIES,
-    IMAGE_SHAPE,
-    MASK_SHAPE,
-    FOLDER_PATTERN,
-    PATIENT_PATTERN,
-)
+from gliomics.data.kaggle import (CLINICAL_CODES, CLINICAL_COLUMNS, CLUSTER_FAMILIES, FOLDER_PATTERN, IMAGE_SHAPE,
+                                  MASK_SHAPE, PATIENT_PATTERN)
 from gliomics.validation.gx import Check, Suite
 
 IMAGE_SHAPE_TEXT = "x".join(map(str, IMAGE_SHAPE))
@@ -27,8 +21,6 @@ def normalise_codes(clinical_text):
     The original file writes codes as integers, but a re-saved copy may not;
     both are valid. Non-numeric text stays, so that validation can name it.
     """
-    import pandas as pd
-
     frame = clinical_text.copy()
     for column in frame.columns:
         if column == "Patient":
