@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import gliomics  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test module imports TensorFlow)
+
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
 SMALL_SEED = 7
@@ -64,9 +66,9 @@ def real_cohort(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def stub_segmenter(tmp_path_factory) -> str:
-    """A local MLflow model folder: the FLAIR stub of tests/test_evaluate_segment.py (no training)."""
-    import gliomics  # noqa: F401  (the Keras environment first)
+    """A local MLflow model folder: the FLAIR stub of :func:`tests.helpers.flair_stub` (no training)."""
     from gliomics.models.preprocessing import Preprocessing
-    from tests.test_evaluate_segment import SIZE, flair_stub, save_local
+    from tests.helpers import STUB_SIZE, flair_stub, save_local
 
-    return str(save_local(flair_stub(), tmp_path_factory.mktemp("models") / "stub", Preprocessing(image_size=SIZE)))
+    return str(save_local(flair_stub(), tmp_path_factory.mktemp("models") / "stub",
+                          Preprocessing(image_size=STUB_SIZE)))

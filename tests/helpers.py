@@ -8,8 +8,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from gliomics.models.preprocessing import Preprocessing
 
 #: Fast fit settings shared by the segmenter and classifier training tests (add model and steps_per_epoch).
 TINY_FIT = dict(image_size=32, batch_size=4, epochs=2, learning_rate=1e-2, schedule="cosine",
@@ -79,3 +82,31 @@ def wait_for_health(url: str, server: subprocess.Popen, log: Path, name: str, ti
             if time.monotonic() > deadline:
                 pytest.fail(f"{name} did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
             time.sleep(0.5)
+
+
+#: Input size of the FLAIR stub segmenter.
+STUB_SIZE = 64
+
+
+def flair_stub(size: int = STUB_SIZE):
+    """A segmenter without training: ``sigmoid(4 * FLAIR z-score - 9)`` (bright FLAIR is tumour)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((size, size, 3))
+    conv = tf.keras.layers.Conv2D(1, 1, activation="sigmoid", name="flair_gate")
+    model = tf.keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([0.0, 4.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.array([-9.0], np.float32)])
+    return model
+
+
+def save_local(model, path: Path, preprocessing: Preprocessing) -> Path:
+    """``model`` saved as the project saves segmenters (gliomics.training.export.save_segmenter)."""
+    from gliomics.training import export
+
+    return export.save_segmenter(model, preprocessing, {"arch": "flair_stub"}, path)
+
+
+def tune_paths(tmp_path) -> dict:
+    """Where a test study keeps its storage, reports, model, work folders and array stores."""
+    return {"storage": f"sqlite:///{tmp_path / 'optuna.db'}", "reports_dir": tmp_path / "reports",
+            "model_dir": tmp_path / "tuned", "work_dir": tmp_path / "work", "store_root": tmp_path / "arrays"}

@@ -83,3 +83,47 @@ def test_no_import_cycle_between_modules():
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+#: Imports that stay inside functions, with the reason (everything else sits at the top of its module).
+FUNCTION_LEVEL_IMPORTS = {
+    ("gliomics.models.resnet_classifier", "keras_cv"),  # under a stdout redirect: keras-cv prints on import
+    ("gliomics.stages.train", "mlflow"),  # only when the run is tracked (--no-mlflow trains without it)
+    ("gliomics.stages.train_classifier", "mlflow"),  # the same
+}
+
+
+def function_level_imports(path) -> list[str]:
+    """The modules imported inside a function of the file at ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import):
+                    found += [alias.name for alias in inner.names]
+                elif isinstance(inner, ast.ImportFrom):
+                    found.append("." * inner.level + (inner.module or ""))
+    return found
+
+
+def test_imports_sit_at_the_top_of_their_module():
+    """Only cli.py (so that `gliomics --help` stays light) and the listed exceptions import inside functions."""
+    misplaced = []
+    for path in sorted((deps_tool.SRC / "gliomics").rglob("*.py")):
+        name = ".".join(path.relative_to(deps_tool.SRC).with_suffix("").parts)
+        if name == "gliomics.cli":
+            continue
+        misplaced += [f"{name}: {imported}" for imported in function_level_imports(path)
+                      if (name, imported) not in FUNCTION_LEVEL_IMPORTS]
+    assert not misplaced, "imports inside functions (move them to the module top): " + ", ".join(misplaced)
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py, shared helpers in helper modules; a test module is never imported."""
+    offending = []
+    for path in sorted((PROJECT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offending += [f"{path.relative_to(PROJECT)}: {m}" for m in modules if m.rpartition(".")[2].startswith("test_")]
+    assert not offending, offending

@@ -320,7 +320,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_register_classifier(args) -> int:
-    from gliomics.stages.classifier import run_register_classifier
+    from gliomics.stages.register_classifier import run_register_classifier
 
     params = _params(args)
     s = run_register_classifier(args.model_json, args.evaluation, args.out, data_dir=args.data or params.data.raw,
@@ -350,7 +350,7 @@ def _evaluate_classifier(args, params, patients) -> int:
 
 
 def cmd_train_classifier(args) -> int:
-    from gliomics.stages.classifier import run_train_classifier
+    from gliomics.stages.train_classifier import run_train_classifier
 
     params = _params(args)
     s = run_train_classifier(args.data or params.data.raw, args.manifest, args.splits, params.classifier_settings(),
@@ -365,7 +365,7 @@ def cmd_train_classifier(args) -> int:
 
 
 def cmd_calibrate_classifier(args) -> int:
-    from gliomics.stages.classifier import run_calibrate_classifier
+    from gliomics.stages.train_classifier import run_calibrate_classifier
 
     params = _params(args)
     settings = params.classifier_settings()

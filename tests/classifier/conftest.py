@@ -51,10 +51,3 @@ def save_classifier_stub(model, path: Path, size: int = SIZE) -> str:
 @pytest.fixture(scope="session")
 def stub_classifier(tmp_path_factory) -> str:
     return save_classifier_stub(flair_classifier(), tmp_path_factory.mktemp("cls") / "flair")
-
-
-@pytest.fixture(scope="session")
-def segmenter_stub(tmp_path_factory) -> str:
-    from tests.test_evaluate_segment import flair_stub, save_local
-
-    return str(save_local(flair_stub(), tmp_path_factory.mktemp("seg") / "stub", Preprocessing(image_size=SIZE)))

@@ -69,14 +69,14 @@ def test_min_area_and_patient_subset(small_cohort, stub_classifier, tmp_path):
     assert sub["n_patients"] == 1
 
 
-def test_bad_inputs_are_clear(cohort_copy, stub_classifier, segmenter_stub, tmp_path):
+def test_bad_inputs_are_clear(cohort_copy, stub_classifier, stub_segmenter, tmp_path):
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier
 
     with pytest.raises(GliomicsError, match="no registered models exist yet"):
         run_evaluate_classifier(cohort_copy, "models:/gliomics-slice-classifier@champion", tmp_path / "e",
                                 log_mlflow=False)
     with pytest.raises(GliomicsError, match="not a slice classifier"):
-        run_evaluate_classifier(cohort_copy, segmenter_stub, tmp_path / "e", log_mlflow=False)
+        run_evaluate_classifier(cohort_copy, stub_segmenter, tmp_path / "e", log_mlflow=False)
     with pytest.raises(GliomicsError, match="min_area_px must be >= 1"):
         run_evaluate_classifier(cohort_copy, stub_classifier, tmp_path / "e", min_area_px=0, log_mlflow=False)
     empty = tmp_path / "empty"
@@ -90,13 +90,13 @@ def test_bad_inputs_are_clear(cohort_copy, stub_classifier, segmenter_stub, tmp_
     assert not (tmp_path / "e").exists()
 
 
-def test_gated_probabilities_match_ungated_on_kept_slices(small_cohort, segmenter_stub):
+def test_gated_probabilities_match_ungated_on_kept_slices(small_cohort, stub_segmenter):
     from gliomics.models import inference
     from gliomics.models.gate import predict_patient_subset
     from gliomics.models.packaging import load_segmenter
     from gliomics.data.cohort_io import cohort_patients, read_images
 
-    model, preprocessing, _ = load_segmenter(segmenter_stub)
+    model, preprocessing, _ = load_segmenter(stub_segmenter)
     root, by_folder = cohort_patients(small_cohort, need_masks=False)
     images = read_images(next(iter(by_folder.values())), root)
     keep = np.arange(len(images)) % 3 == 0
@@ -106,16 +106,16 @@ def test_gated_probabilities_match_ungated_on_kept_slices(small_cohort, segmente
     assert not gated[~keep].any() and full[~keep].any()
 
 
-def test_segment_gate_skips_negative_slices(small_cohort, segmenter_stub, stub_classifier, tmp_path):
+def test_segment_gate_skips_negative_slices(small_cohort, stub_segmenter, stub_classifier, tmp_path):
     import tifffile
 
     from gliomics.stages.segment import run_segment
 
     never = save_classifier_stub(constant_classifier(0.01), tmp_path / "never")
     always = save_classifier_stub(constant_classifier(0.99), tmp_path / "always")
-    plain = run_segment(small_cohort, segmenter_stub, tmp_path / "plain", log_mlflow=False)
-    kept = run_segment(small_cohort, segmenter_stub, tmp_path / "kept", log_mlflow=False, gate=always)
-    skipped = run_segment(small_cohort, segmenter_stub, tmp_path / "none", log_mlflow=False, gate=never,
+    plain = run_segment(small_cohort, stub_segmenter, tmp_path / "plain", log_mlflow=False)
+    kept = run_segment(small_cohort, stub_segmenter, tmp_path / "kept", log_mlflow=False, gate=always)
+    skipped = run_segment(small_cohort, stub_segmenter, tmp_path / "none", log_mlflow=False, gate=never,
                           gate_threshold=0.5)
     assert "gate_uri" not in plain
     assert kept["tumour_voxels"] == plain["tumour_voxels"] and kept["gate_skipped_slices"] == 0
@@ -125,17 +125,17 @@ def test_segment_gate_skips_negative_slices(small_cohort, segmenter_stub, stub_c
     assert len(masks) == plain["n_slices"] and all(tifffile.imread(m).max() == 0 for m in masks)
 
     # The FLAIR classifier: only slices it calls negative get emptied.
-    gated = run_segment(small_cohort, segmenter_stub, tmp_path / "flair", log_mlflow=False, gate=stub_classifier)
+    gated = run_segment(small_cohort, stub_segmenter, tmp_path / "flair", log_mlflow=False, gate=stub_classifier)
     assert 0 < gated["gate_skipped_slices"] < gated["gate_slices"]
     assert sum(gated["tumour_voxels"].values()) <= sum(plain["tumour_voxels"].values())
 
     # evaluate takes the same gate (to measure what it does to 3D Dice).
     from gliomics.stages.evaluate import run_evaluate
 
-    s = run_evaluate(small_cohort, segmenter_stub, tmp_path / "ev", log_mlflow=False, gate=never)
+    s = run_evaluate(small_cohort, stub_segmenter, tmp_path / "ev", log_mlflow=False, gate=never)
     assert s["gate_skipped_slices"] == plain["n_slices"]
     with pytest.raises(GliomicsError, match="not a slice classifier"):
-        run_segment(small_cohort, segmenter_stub, tmp_path / "x", log_mlflow=False, gate=segmenter_stub)
+        run_segment(small_cohort, stub_segmenter, tmp_path / "x", log_mlflow=False, gate=stub_segmenter)
 
 
 def test_gate_threshold_zero_means_the_classifiers_own(tmp_path):

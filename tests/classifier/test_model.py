@@ -9,7 +9,7 @@ import gliomics  # noqa: F401  (first: TF_USE_LEGACY_KERAS)
 import tensorflow as tf
 from gliomics.errors import GliomicsError
 from gliomics.models import build_from_config
-from gliomics.models.classifier import build_slice_classifier
+from gliomics.models.resnet_classifier import build_slice_classifier
 
 # A narrow 14-layer bottleneck net (ResNet50 blocks, one per stage): quick to build.
 SMALL = {"input_shape": (32, 32, 3), "base_filters": 4, "stage_blocks": (1, 1, 1, 1)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -118,7 +117,7 @@ def calibration_inputs(cohort_copy, tmp_path):
 
 def test_calibrate_writes_a_copy_with_the_validation_threshold(calibration_inputs, tmp_path):
     from gliomics.models.gate import load_classifier
-    from gliomics.stages.classifier import run_calibrate_classifier
+    from gliomics.stages.train_classifier import run_calibrate_classifier
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier
 
     data, splits, model_dir, patients = calibration_inputs
@@ -149,7 +148,7 @@ def test_calibrate_writes_a_copy_with_the_validation_threshold(calibration_input
 
 def test_calibrate_refuses_a_model_splits_mismatch(calibration_inputs, tmp_path, capsys):
     from gliomics.cli import main
-    from gliomics.stages.classifier import run_calibrate_classifier
+    from gliomics.stages.train_classifier import run_calibrate_classifier
 
     data, splits, model_dir, patients = calibration_inputs
     # The model was validated on fold 0; classifier.val_fold 1 is another fold.

@@ -18,7 +18,7 @@ def inputs(small_cohort, tmp_path_factory):
 
 
 def make_task(small_cohort, inputs, **space):
-    from gliomics.tuning.classifier import ClassifierTask
+    from gliomics.tuning.classifier_task import ClassifierTask
 
     root, manifest, splits = inputs
     base = ClassifierParams(model={"arch": "resnet_classifier", "depth": 50, "base_filters": 4,

@@ -65,7 +65,7 @@ def test_manifest_and_evaluate_report_the_groups(small_cohort, tmp_path):
 
     from gliomics.models.preprocessing import Preprocessing
     from gliomics.stages.evaluate import run_evaluate
-    from tests.test_evaluate_segment import SIZE, flair_stub, save_local
+    from tests.helpers import STUB_SIZE as SIZE, flair_stub, save_local
 
     model = save_local(flair_stub(), tmp_path / "stub", Preprocessing(image_size=SIZE))
     summary = run_evaluate(root, str(model), tmp_path / "eval", log_mlflow=False)

@@ -13,7 +13,7 @@ import gliomics.models as gm
 import tensorflow as tf
 from gliomics.models import ModelConfigError
 
-from .test_segmenter import POOL_CLASS, applied_activation, inspect_graph, tiny_batch, weight_shapes
+from .graph import POOL_CLASS, applied_activation, inspect_graph, tiny_batch, weight_shapes
 
 SMALL = {"input_shape": (32, 32, 3), "base_filters": 4, "depth": 2}
 

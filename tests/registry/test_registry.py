@@ -1,7 +1,7 @@
 """Registry: `gliomics register`, the promotion rule, `gliomics promote` / `gliomics models`, the champion mirror.
 
 The models are stubs (a 1x1 convolution gating on FLAIR brightness, as in
-tests/test_evaluate_segment.py): the synthetic tumours are bright in FLAIR,
+tests.helpers.flair_stub): the synthetic tumours are bright in FLAIR,
 so a good gate scores a high test Dice and a badly biased one a lower one --
 two models with a known order, no training needed. Each is logged with
 ``log_segmenter`` in a run, like a tune trial, and described by a best.json

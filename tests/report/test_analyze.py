@@ -11,9 +11,8 @@ import pytest
 
 from gliomics.cli import main
 from gliomics.errors import GliomicsError
-from gliomics.models.preprocessing import Preprocessing
 from gliomics.stages.analyze import check_patient_folder, run_analyze
-from tests.test_evaluate_segment import SIZE, save_local
+from tests.helpers import STUB_SIZE as SIZE
 
 
 @pytest.fixture

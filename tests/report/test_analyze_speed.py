@@ -21,7 +21,7 @@ import pytest
 from gliomics.errors import GliomicsError
 from gliomics.models import inference
 from gliomics.models.preprocessing import Preprocessing
-from tests.test_evaluate_segment import SIZE, flair_stub
+from tests.helpers import STUB_SIZE as SIZE, flair_stub
 
 
 def _no_fallback(uri):

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from gliomics.cli import main
 
 from .conftest import refused, tree
 

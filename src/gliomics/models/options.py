@@ -16,7 +16,7 @@ SM_ARCHITECTURES = ("Unet", "FPN", "Linknet")
 PLAIN_UNET = "plain_unet"
 #: Every segmenter ``arch`` that :func:`gliomics.models.build_from_config` accepts.
 ARCHITECTURES = SM_ARCHITECTURES + (PLAIN_UNET,)
-#: The slice classifier (:mod:`gliomics.models.classifier`), also built by ``build_from_config``.
+#: The slice classifier (:mod:`gliomics.models.resnet_classifier`), also built by ``build_from_config``.
 CLASSIFIER_ARCH = "resnet_classifier"
 
 #: Backbone name -> family. The family decides the swap rules (see the

@@ -3,7 +3,7 @@
 Tasks (``--task``): ``segmenter`` (settings ``tune.<profile>``, base training
 settings ``train.<profile>``, metric ``val_dice_3d``) and ``classifier``
 (``tune_classifier.<profile>``, ``classifier.<profile>``, ``val_roc_auc``);
-see :mod:`gliomics.tuning.tasks` and :mod:`gliomics.tuning.classifier`.
+see :mod:`gliomics.tuning.tasks` and :mod:`gliomics.tuning.classifier_task`.
 
 1. Low fidelity: ``n_trials`` trials (seeded TPE over ``space``, pruned on
    the task's per-epoch validation metric; or, with ``sampler: grid``, every
@@ -68,7 +68,7 @@ from gliomics.config import Params
 from gliomics.errors import GliomicsError
 from gliomics.tracking import optional_stage_run
 from gliomics.tuning import study as studies
-from gliomics.tuning.classifier import ClassifierTask
+from gliomics.tuning.classifier_task import ClassifierTask
 from gliomics.tuning.pruning import make_pruner
 from gliomics.tuning.search import MODEL_DIR as TRIAL_MODEL
 from gliomics.tuning.search import promote, run_phase, trial_dir

@@ -70,7 +70,7 @@ from gliomics.data.pipeline import Augment, train_dataset
 from gliomics.errors import GliomicsError
 from gliomics.models import build_under_policy
 from gliomics.models.options import SM_ARCHITECTURES, canonical_arch
-from gliomics.models.registry import config_keys
+from gliomics.models.builders import config_keys
 from gliomics.training.callbacks import EpochEnd
 from gliomics.training.checkpoint import LAST, read_state, restore_checkpoint
 from gliomics.training.classification import attach_threshold, choose_threshold, threshold_setting

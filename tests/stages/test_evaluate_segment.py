@@ -16,37 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import gliomics  # noqa: F401  (sets the Keras environment first)
 from gliomics.errors import GliomicsError
 from gliomics.models.preprocessing import Preprocessing
+from tests.helpers import STUB_SIZE as SIZE
+from tests.helpers import flair_stub
 
-SIZE = 64
 COLUMNS = ["patient", "n_slices", "true_voxels", "pred_voxels", "dice_3d", "iou_3d", "hd95_px"]
 SUMMARY_KEYS = {"n_patients", "mean_dice_3d", "median_dice_3d", "mean_slice_dice", "seconds", "model_uri",
                 "worst_patients"}
-
-
-def flair_stub(size: int = SIZE):
-    import tensorflow as tf
-
-    inputs = tf.keras.Input((size, size, 3))
-    conv = tf.keras.layers.Conv2D(1, 1, activation="sigmoid", name="flair_gate")
-    model = tf.keras.Model(inputs, conv(inputs))
-    conv.set_weights([np.array([0.0, 4.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.array([-9.0], np.float32)])
-    return model
-
-
-def save_local(model, path: Path, preprocessing: Preprocessing) -> Path:
-    """``model`` saved as the project saves segmenters (gliomics.training.export.save_segmenter)."""
-    from gliomics.training import export
-
-    return export.save_segmenter(model, preprocessing, {"arch": "flair_stub"}, path)
-
-
-@pytest.fixture(scope="module")
-def stub_model(tmp_path_factory) -> str:
-    """A local MLflow model folder holding the FLAIR stub (image_size 64)."""
-    return str(save_local(flair_stub(), tmp_path_factory.mktemp("models") / "stub", Preprocessing(image_size=SIZE)))
 
 
 def _strip_masks(root: Path) -> None:
@@ -92,11 +69,11 @@ def test_predict_patient_shapes_and_postprocessing(small_cohort):
 # evaluate
 # --------------------------------------------------------------------------
 
-def test_evaluate_writes_scores_and_logs(small_cohort, stub_model, tmp_path):
+def test_evaluate_writes_scores_and_logs(small_cohort, stub_segmenter, tmp_path):
     from gliomics.stages.evaluate import run_evaluate
 
     out = tmp_path / "eval"
-    summary = run_evaluate(small_cohort, stub_model, out, profile="demo")
+    summary = run_evaluate(small_cohort, stub_segmenter, out, profile="demo")
 
     table = pd.read_csv(out / "per_patient.csv")
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS
@@ -112,14 +89,14 @@ def test_evaluate_writes_scores_and_logs(small_cohort, stub_model, tmp_path):
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["metrics.mean_dice_3d"] == pytest.approx(written["mean_dice_3d"])
-    assert run["params.model_uri"] == stub_model and run["tags.profile"] == "demo"
+    assert run["params.model_uri"] == stub_segmenter and run["tags.profile"] == "demo"
     from mlflow import MlflowClient
 
     names = {a.path for a in MlflowClient().list_artifacts(run["run_id"])}
     assert {"per_patient.csv", "summary.json"} <= names
 
 
-def test_truth_as_prediction_scores_one(small_cohort, stub_model, tmp_path, monkeypatch):
+def test_truth_as_prediction_scores_one(small_cohort, stub_segmenter, tmp_path, monkeypatch):
     """With the model's prediction replaced by the truth, every score is perfect."""
     from gliomics.models import inference
     from gliomics.stages.evaluate import run_evaluate
@@ -132,7 +109,7 @@ def test_truth_as_prediction_scores_one(small_cohort, stub_model, tmp_path, monk
         truth[images.tobytes()] = read_masks(folder_slices, images.shape[1:3], root).astype(np.float32)
     monkeypatch.setattr(inference, "predict_patient", lambda model, pre, images, **_: truth[images.tobytes()])
 
-    summary = run_evaluate(small_cohort, stub_model, tmp_path / "eval", log_mlflow=False,
+    summary = run_evaluate(small_cohort, stub_segmenter, tmp_path / "eval", log_mlflow=False,
                            post={"largest_component": False})
     table = pd.read_csv(tmp_path / "eval" / "per_patient.csv")
     assert (table["dice_3d"] == 1).all() and (table["iou_3d"] == 1).all() and (table["hd95_px"] == 0).all()
@@ -166,7 +143,7 @@ def test_evaluate_patient_subset_and_run_uri(small_cohort, tmp_path):
 # segment
 # --------------------------------------------------------------------------
 
-def test_segment_output_validates_and_feeds_features(small_cohort, stub_model, tmp_path):
+def test_segment_output_validates_and_feeds_features(small_cohort, stub_segmenter, tmp_path):
     import tifffile
 
     from gliomics.config import FeaturesParams
@@ -175,7 +152,7 @@ def test_segment_output_validates_and_feeds_features(small_cohort, stub_model, t
     from gliomics.validation.cohort import validate_cohort
 
     out = tmp_path / "segmented"
-    summary = run_segment(small_cohort, stub_model, out)
+    summary = run_segment(small_cohort, stub_segmenter, out)
     assert summary["n_patients"] == 4 and summary["n_empty_patients"] == 0
     assert (out / "data.csv").read_bytes() == (small_cohort / "data.csv").read_bytes()
     images = sorted(p.relative_to(small_cohort) for p in small_cohort.glob("TCGA_*/*.tif") if "_mask" not in p.name)
@@ -193,32 +170,32 @@ def test_segment_output_validates_and_feeds_features(small_cohort, stub_model, t
     assert len(_runs("segment")) == 1
 
 
-def test_segment_maskless_is_fine_evaluate_is_not(cohort_copy, stub_model, tmp_path):
+def test_segment_maskless_is_fine_evaluate_is_not(cohort_copy, stub_segmenter, tmp_path):
     from gliomics.stages.evaluate import run_evaluate
     from gliomics.stages.segment import run_segment
 
     _strip_masks(cohort_copy)
     (cohort_copy / "data.csv").unlink()
-    summary = run_segment(cohort_copy, stub_model, tmp_path / "seg", log_mlflow=False)
+    summary = run_segment(cohort_copy, stub_segmenter, tmp_path / "seg", log_mlflow=False)
     assert summary["n_patients"] == 4
     assert not (tmp_path / "seg" / "data.csv").exists()
     assert len(list((tmp_path / "seg").glob("TCGA_*/*_mask.tif"))) == summary["n_slices"]
 
     with pytest.raises(GliomicsError, match=r"TCGA_\w+: no masks at all; evaluate needs the true masks"):
-        run_evaluate(cohort_copy, stub_model, tmp_path / "eval", log_mlflow=False)
+        run_evaluate(cohort_copy, stub_segmenter, tmp_path / "eval", log_mlflow=False)
     assert not (tmp_path / "eval").exists()
 
 
-def test_evaluate_partly_masked_names_the_folder(cohort_copy, stub_model, tmp_path):
+def test_evaluate_partly_masked_names_the_folder(cohort_copy, stub_segmenter, tmp_path):
     from gliomics.stages.evaluate import run_evaluate
 
     folder = sorted(cohort_copy.glob("TCGA_*"))[1]
     next(iter(sorted(folder.glob("*_mask.tif")))).unlink()
     with pytest.raises(GliomicsError, match=f"{folder.name}: 1 slice\\(s\\) without a mask"):
-        run_evaluate(cohort_copy, stub_model, tmp_path / "eval", log_mlflow=False)
+        run_evaluate(cohort_copy, stub_segmenter, tmp_path / "eval", log_mlflow=False)
 
 
-def test_segment_replaces_output_only_on_success(cohort_copy, stub_model, tmp_path):
+def test_segment_replaces_output_only_on_success(cohort_copy, stub_segmenter, tmp_path):
     from gliomics.stages.segment import run_segment
 
     out = tmp_path / "seg"
@@ -227,12 +204,12 @@ def test_segment_replaces_output_only_on_success(cohort_copy, stub_model, tmp_pa
     last = sorted(cohort_copy.glob("TCGA_*"))[-1]
     sorted(p for p in last.glob("*.tif") if "_mask" not in p.name)[0].write_bytes(b"not a tif")
     with pytest.raises(GliomicsError, match="unreadable tif"):
-        run_segment(cohort_copy, stub_model, out, log_mlflow=False)
+        run_segment(cohort_copy, stub_segmenter, out, log_mlflow=False)
     assert [p.name for p in out.iterdir()] == ["previous.txt"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".seg")] == []
 
     with pytest.raises(GliomicsError, match="must not be the input"):
-        run_segment(cohort_copy, stub_model, cohort_copy / "out", log_mlflow=False)
+        run_segment(cohort_copy, stub_segmenter, cohort_copy / "out", log_mlflow=False)
 
 
 # --------------------------------------------------------------------------
@@ -262,22 +239,22 @@ def test_unresolvable_model_uri_lists_the_registry(small_cohort, tmp_path):
     assert not (tmp_path / "seg").exists() and not (tmp_path / "eval").exists()
 
 
-def test_directory_without_slices(tmp_path, stub_model):
+def test_directory_without_slices(tmp_path, stub_segmenter):
     from gliomics.stages.evaluate import run_evaluate
     from gliomics.stages.segment import run_segment
 
     empty = tmp_path / "kaggle_3m"
     (empty / "TCGA_CS_4941_19960909").mkdir(parents=True)
     with pytest.raises(GliomicsError, match="no slices found"):
-        run_segment(empty, stub_model, tmp_path / "seg", log_mlflow=False)
+        run_segment(empty, stub_segmenter, tmp_path / "seg", log_mlflow=False)
     with pytest.raises(GliomicsError, match="no slices found"):
-        run_evaluate(empty, stub_model, tmp_path / "eval", log_mlflow=False)
+        run_evaluate(empty, stub_segmenter, tmp_path / "eval", log_mlflow=False)
     (tmp_path / "nothing").mkdir()
     with pytest.raises(GliomicsError, match="not a cohort in the Kaggle layout"):
-        run_evaluate(tmp_path / "nothing", stub_model, tmp_path / "eval", log_mlflow=False)
+        run_evaluate(tmp_path / "nothing", stub_segmenter, tmp_path / "eval", log_mlflow=False)
 
 
-def test_other_image_size_is_refused(cohort_copy, stub_model, tmp_path):
+def test_other_image_size_is_refused(cohort_copy, stub_segmenter, tmp_path):
     """Slices are read by gliomics.data.slices: a patient whose slices are all 200x180 (consistent, but not the
     Kaggle size validate checks) is refused with one line naming a slice, nothing is written; so is a grey one."""
     import cv2
@@ -293,9 +270,9 @@ def test_other_image_size_is_refused(cohort_copy, stub_model, tmp_path):
         tifffile.imwrite(path, cv2.resize(array, (180, 200), interpolation=interpolation))
     resized = rf"{folder.name}_\d+\.tif: image is 200x180x3 uint8, expected 256x256x3 uint8 \(the Kaggle slice size\)"
     with pytest.raises(GliomicsError, match=resized):
-        run_evaluate(cohort_copy, stub_model, tmp_path / "eval", log_mlflow=False)
+        run_evaluate(cohort_copy, stub_segmenter, tmp_path / "eval", log_mlflow=False)
     with pytest.raises(GliomicsError, match=resized):
-        run_segment(cohort_copy, stub_model, tmp_path / "seg", log_mlflow=False)
+        run_segment(cohort_copy, stub_segmenter, tmp_path / "seg", log_mlflow=False)
     assert not (tmp_path / "eval").exists() and not (tmp_path / "seg").exists()
 
     shutil.rmtree(folder)
@@ -304,5 +281,5 @@ def test_other_image_size_is_refused(cohort_copy, stub_model, tmp_path):
         if "_mask" not in path.name:
             tifffile.imwrite(path, tifffile.imread(path)[..., 1])
     with pytest.raises(GliomicsError, match="image is 256x256 uint8, expected 256x256x3 uint8"):
-        run_segment(cohort_copy, stub_model, tmp_path / "seg2", log_mlflow=False)
+        run_segment(cohort_copy, stub_segmenter, tmp_path / "seg2", log_mlflow=False)
     assert not (tmp_path / "seg2").exists()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
-from .classifier import build_slice_classifier
+from .resnet_classifier import build_slice_classifier
 from .options import CLASSIFIER_ARCH, PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
 from .plain_unet import build_plain_unet
 from .segmenter import build_segmenter

@@ -15,7 +15,7 @@ from gliomics.config import TuneSpaceParams, params_from_dict
 from gliomics.errors import GliomicsError
 from gliomics.tuning.space import grid_search_space
 
-from .test_tune_stage import TINY_TRAIN, TINY_TUNE, inputs, tune_paths  # noqa: F401  (inputs: a fixture)
+from tests.helpers import TINY_TRAIN, TINY_TUNE, tune_paths
 
 GRID_TUNE = {**TINY_TUNE, "sampler": "grid", "n_trials": 10, "promote_top_k": 0, "pruner": {"name": "none"},
              "space": {**TINY_TUNE["space"], "learning_rate": [0.01], "augment_strength": [0.0]},
@@ -112,7 +112,7 @@ def test_grid_budget_runs_each_point_once_despite_a_failure_and_a_killed_trial(t
 # ------------------------------------------------------------------ end to end
 
 
-def test_grid_study_without_full_phase(inputs, tmp_path, capsys):  # noqa: F811
+def test_grid_study_without_full_phase(tune_inputs, tmp_path, capsys):
     import mlflow
 
     from gliomics.cli import main
@@ -120,7 +120,7 @@ def test_grid_study_without_full_phase(inputs, tmp_path, capsys):  # noqa: F811
     from gliomics.stages.tune import make_task
     from gliomics.tuning.study import study_key
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"train": {"demo": TINY_TRAIN}, "tune": {"demo": GRID_TUNE}}))
     paths = tune_paths(tmp_path)
@@ -181,11 +181,11 @@ CLASSIFIER_TUNE = {"study_name": "cls", "n_trials": 2, "sampler": "grid", "promo
                                     "steps_per_epoch": 2}}
 
 
-def test_classifier_search_end_to_end_and_registrable(inputs, tmp_path, capsys):  # noqa: F811
+def test_classifier_search_end_to_end_and_registrable(tune_inputs, tmp_path, capsys):
     from gliomics.cli import main
     from gliomics.models.gate import load_classifier
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"classifier": {"demo": CLASSIFIER},
                                            "tune_classifier": {"demo": CLASSIFIER_TUNE}}))
@@ -234,10 +234,10 @@ def test_classifier_search_end_to_end_and_registrable(inputs, tmp_path, capsys):
     assert "register-classifier" in capsys.readouterr().err
 
 
-def test_classifier_search_bad_arch_is_one_line(inputs, tmp_path, capsys):  # noqa: F811
+def test_classifier_search_bad_arch_is_one_line(tune_inputs, tmp_path, capsys):
     from gliomics.cli import main
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params_file = tmp_path / "params.yaml"
     bad = {**CLASSIFIER_TUNE, "space": {**CLASSIFIER_TUNE["space"], "arch": ["Unet"]}}
     params_file.write_text(yaml.safe_dump({"classifier": {"demo": CLASSIFIER}, "tune_classifier": {"demo": bad}}))

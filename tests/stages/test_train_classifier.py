@@ -84,7 +84,7 @@ def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path)
     import mlflow
 
     from gliomics.models.gate import load_classifier
-    from gliomics.stages.classifier import run_train_classifier
+    from gliomics.stages.train_classifier import run_train_classifier
 
     root, manifest, splits, patients = stage_inputs
     summary = run_train_classifier(small_cohort, manifest, splits, tiny_params(), out_dir=tmp_path / "model",
@@ -129,7 +129,7 @@ def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path)
     # evaluate on the test patient, then register through gliomics.registry and become @champion.
     from gliomics.registry import CLASSIFIER
     from gliomics.registry.listing import get_alias
-    from gliomics.stages.classifier import run_register_classifier
+    from gliomics.stages.register_classifier import run_register_classifier
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier
 
     test_patient = [patients[3]]

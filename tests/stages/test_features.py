@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from gliomics.config import FeaturesParams
-from gliomics.errors import GliomicsError, ValidationFailed
+from gliomics.errors import GliomicsError
 from gliomics.features import FEATURE_COLUMNS
 from gliomics.stages.features import run_features
 from gliomics.features.patient import feature_settings

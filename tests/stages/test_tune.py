@@ -14,26 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import TINY_TRAIN, TINY_TUNE, validate_and_split
+from tests.helpers import TINY_TRAIN, TINY_TUNE, tune_paths
 
-
-
-@pytest.fixture(scope="module")
-def inputs(small_cohort, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tune_inputs")
-    manifest, splits, _ = validate_and_split(small_cohort, root, ["fold0", "fold1", "fold1", "fold1"],
-                                             absent_test_patient=True)
-    return small_cohort, manifest, splits
 
 
 def write_params(path, **tune_overrides):
     path.write_text(yaml.safe_dump({"train": {"demo": TINY_TRAIN}, "tune": {"demo": {**TINY_TUNE, **tune_overrides}}}))
     return path
-
-
-def tune_paths(tmp_path) -> dict:
-    return {"storage": f"sqlite:///{tmp_path / 'optuna.db'}", "reports_dir": tmp_path / "reports",
-            "model_dir": tmp_path / "tuned", "work_dir": tmp_path / "work", "store_root": tmp_path / "arrays"}
 
 
 def nested_runs(parent_ids=None):
@@ -47,13 +34,13 @@ def nested_runs(parent_ids=None):
             and (parent_ids is None or r.data.tags["mlflow.parentRunId"] in parent_ids)]
 
 
-def test_tiny_study_end_to_end(inputs, tmp_path):
+def test_tiny_study_end_to_end(tune_inputs, tmp_path):
     import optuna
 
     from gliomics.config import load_params
     from gliomics.stages.tune import run_tune
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params = load_params(write_params(tmp_path / "params.yaml", promote_top_k=2))
     paths = tune_paths(tmp_path)
     best = run_tune(params, data, manifest, splits, **paths)
@@ -124,7 +111,7 @@ def test_tiny_study_end_to_end(inputs, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_search_resumes_without_losing_or_repeating_trials(inputs, tmp_path):
+def test_killed_search_resumes_without_losing_or_repeating_trials(tune_inputs, tmp_path):
     """SIGKILL `gliomics tune` once a trial has finished and the next is running, then re-run it."""
     import mlflow
     import optuna
@@ -133,7 +120,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(inputs, tmp_pa
     from gliomics.config import load_params
     from gliomics.stages.tune import run_tune
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params_file = write_params(tmp_path / "params.yaml", n_trials=3,
                                low_fidelity={**TINY_TUNE["low_fidelity"], "epochs": 4, "steps_per_epoch": 3})
     paths = tune_paths(tmp_path)
@@ -198,10 +185,10 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(inputs, tmp_pa
     assert list(table.loc[table["fidelity"] == "low", "state"]).count("FAIL") == 1
 
 
-def test_cli_bad_input(inputs, tmp_path, capsys):
+def test_cli_bad_input(tune_inputs, tmp_path, capsys):
     from gliomics.cli import main
 
-    data, manifest, splits = inputs
+    data, manifest, splits = tune_inputs
     params_file = write_params(tmp_path / "params.yaml")
     common = ["--params", str(params_file), "tune", "--data", str(data), "--manifest", str(manifest),
               "--splits", str(splits), "--store-root", str(tmp_path / "arrays")]

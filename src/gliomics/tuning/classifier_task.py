@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import Path
 
 from gliomics.errors import GliomicsError
-from gliomics.models.classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
+from gliomics.models.resnet_classifier import CLASSIFIER_ACTIVATIONS, HEAD_POOLING_LAYERS
 from gliomics.models.options import CLASSIFIER_ARCH, backbone_has_pooling, canonical_arch
 from gliomics.training.export import log_classifier, save_classifier
 from gliomics.training.fit import fit_classifier
