@@ -168,7 +168,7 @@ def test_failure_after_segmentation_leaves_no_partial_output(patient_dir, stub_s
     def broken(*args, **kwargs):
         raise GliomicsError("disk full")
 
-    monkeypatch.setattr("gliomics.data.slices.write_mask", broken)
+    monkeypatch.setattr("gliomics.stages.analyze.write_mask", broken)
     with pytest.raises(GliomicsError, match="disk full"):
         analyze.run_analyze(patient_dir, out, params_from_dict({}), model_uri=stub_segmenter,
                             reference_csv=tmp_path / "none.csv")

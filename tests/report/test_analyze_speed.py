@@ -36,7 +36,7 @@ def test_local_folder_loads_directly_and_matches_the_library_loader(stub_segment
     from gliomics.models import packaging
 
     expected_model, expected_prep, expected_meta = packaging.load_segmenter(stub_segmenter)
-    monkeypatch.setattr(packaging, "load_segmenter", _no_fallback)
+    monkeypatch.setattr(inference, "load_segmenter", _no_fallback)
     model, prep, meta = inference.load_model(stub_segmenter)
     assert prep == expected_prep and meta == expected_meta and meta["model_config"]["arch"] == "flair_stub"
     x = _inputs()
@@ -57,7 +57,7 @@ def test_registry_alias_loads_directly(monkeypatch):
                                 registered_model_name="glioma")
     mlflow.MlflowClient().set_registered_model_alias("glioma", "champion", "1")
     expected = np.asarray(flair_stub()(_inputs(), training=False))
-    monkeypatch.setattr(packaging, "load_segmenter", _no_fallback)
+    monkeypatch.setattr(inference, "load_segmenter", _no_fallback)
     model, prep, meta = inference.load_model("models:/glioma@champion")
     assert prep.threshold == 0.4 and meta["model_config"] == {"arch": "flair_stub"}
     np.testing.assert_allclose(np.asarray(model(_inputs(), training=False)), expected, rtol=0, atol=1e-6)
@@ -73,7 +73,7 @@ def test_other_layouts_and_bad_uris_go_through_the_library_loader(stub_segmenter
     assert inference.read_keras_file(with_assets / "data" / "model.keras") is None
     calls = []
     real = packaging.load_segmenter
-    monkeypatch.setattr(packaging, "load_segmenter", lambda uri: calls.append(uri) or real(uri))
+    monkeypatch.setattr(inference, "load_segmenter", lambda uri: calls.append(uri) or real(uri))
     model, prep, _ = inference.load_model(str(with_assets))
     assert calls == [str(with_assets)] and prep.image_size == SIZE and model.output_shape[-1] == 1
 

@@ -98,16 +98,16 @@ def test_evaluate_writes_scores_and_logs(small_cohort, stub_segmenter, tmp_path)
 
 def test_truth_as_prediction_scores_one(small_cohort, stub_segmenter, tmp_path, monkeypatch):
     """With the model's prediction replaced by the truth, every score is perfect."""
-    from gliomics.models import inference
-    from gliomics.stages.evaluate import run_evaluate
     from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
+    from gliomics.models import gate
+    from gliomics.stages.evaluate import run_evaluate
 
     root, by_folder = cohort_patients(small_cohort, need_masks=True)
     truth = {}
     for folder_slices in by_folder.values():
         images = read_images(folder_slices, root)
         truth[images.tobytes()] = read_masks(folder_slices, images.shape[1:3], root).astype(np.float32)
-    monkeypatch.setattr(inference, "predict_patient", lambda model, pre, images, **_: truth[images.tobytes()])
+    monkeypatch.setattr(gate, "predict_patient", lambda model, pre, images, **_: truth[images.tobytes()])
 
     summary = run_evaluate(small_cohort, stub_segmenter, tmp_path / "eval", log_mlflow=False,
                            post={"largest_component": False})

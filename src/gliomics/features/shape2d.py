@@ -57,6 +57,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from gliomics.schema import FEATURE_COLUMNS
+
 from ._utils import as_mask
 
 __all__ = [
@@ -87,18 +89,10 @@ CONVEXITY_DEFECT_MIN_DEPTH = 2.0
 #: Contour resampling step (pixels) for ASD and MF.
 _CONTOUR_STEP = 0.5
 
-#: Names of the 2D shape features, in the order of :func:`shape2d_features`.
-SHAPE2D_COLUMNS = (
-    "angular_standard_deviation",
-    "eccentricity",
-    "margin_fluctuation",
-    "solidity",
-    "extent",
-    "equivalent_diameter",
-    "perimeter",
-    "convexity_defects",
-    "aspect_ratio",
-)
+#: Names of the 2D shape features, in the order of :func:`shape2d_features`: the thesis' shape features
+#: (:data:`gliomics.schema.FEATURE_COLUMNS`) but the 3D bounding ellipsoid volume ratio.
+SHAPE2D_COLUMNS = tuple(name for name in FEATURE_COLUMNS
+                        if not name.startswith("glcm_") and name != "bounding_ellipsoid_volume_ratio")
 
 
 # --------------------------------------------------------------------------

@@ -53,21 +53,6 @@ from skimage.feature import graycomatrix
 
 from ._utils import as_mask, bbox_slices
 
-__all__ = [
-    "DEFAULT_ANGLES",
-    "DEFAULT_DISTANCES",
-    "DEFAULT_N_BINS",
-    "GLCM_COLUMNS",
-    "glcm",
-    "glcm_asm",
-    "glcm_contrast",
-    "glcm_correlation",
-    "glcm_energy",
-    "glcm_features",
-    "glcm_homogeneity",
-    "quantise",
-]
-
 #: Pixel-pair distances (pixels, Chebyshev: 1 = the 8-neighbourhood).
 DEFAULT_DISTANCES = (1,)
 #: Angles (radians): 0, 45, 90 and 135 degrees, skimage's convention.

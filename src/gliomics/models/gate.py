@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gliomics.data.cohort_io import read_images
 from gliomics.errors import GliomicsError
 from gliomics.models import inference
 from gliomics.models.inference import load_model, load_segmenters, predict_patient
 from gliomics.models.packaging import check_task
+from gliomics.progress import progress
 
 
 class SegmenterSliceScore:
@@ -150,3 +152,20 @@ def load_segmentation_models(model_uri, post: dict | None, gate: str | None, gat
     settings = inference.post_settings(post, preprocessing)
     slice_gate = load_gate(gate, gate_threshold) if gate else None
     return model, preprocessing, settings, slice_gate
+
+
+def segment_patients(root, by_folder: dict, models: tuple, *, batch_size: int, label: str):
+    """Segment each patient folder of a cohort, with a progress bar: yields ``(folder, slices, images, masks)``.
+
+    ``root, by_folder`` as :func:`gliomics.data.cohort_io.cohort_patients` returns them; ``models`` as
+    :func:`load_segmentation_models` returns them. Images are checked (:func:`inference.check_image_shapes`),
+    segmented slice-gated and post-processed (:func:`inference.segment_volume`): the loop of ``segment``
+    and ``evaluate``."""
+    model, preprocessing, settings, slice_gate = models
+    with progress(label, len(by_folder)) as update:
+        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
+            images = read_images(folder_slices, root)
+            inference.check_image_shapes(images, str(root / folder))
+            prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
+            yield folder, folder_slices, images, inference.segment_volume(prob, preprocessing, settings)
+            update(i, len(by_folder))

@@ -11,7 +11,8 @@ from mlflow.exceptions import MlflowException
 
 from gliomics import tracking
 from gliomics.errors import GliomicsError
-from gliomics.registry.listing import client, get_version
+from gliomics.registry import CHAMPION
+from gliomics.registry.listing import client, get_alias, get_version
 
 #: Where a version's model card lies among its run's artifacts.
 CARD_ARTIFACT_DIR = "model_card"
@@ -69,3 +70,12 @@ def attach_model_card(info: dict, card_markdown: str) -> str:
         description = description[: MAX_TAG_CHARS - len(note)].rsplit("\n", 1)[0] + note
     client().update_model_version(info["name"], str(info["version"]), description=description)
     return uri
+
+
+def registered_record(name: str, info: dict, *, promoted: bool, reason: str) -> dict:
+    """What every register stage's ``registered.json`` says of the new version: name, version, its run and
+    ``models:/`` URI, whether it was promoted and why, and which version is champion now."""
+    holder = get_alias(name, CHAMPION)
+    return {"name": name, "version": info["version"], "run_id": info["run_id"],
+            "model_uri": f"models:/{name}/{info['version']}", "promoted": promoted, "promotion_reason": reason,
+            "champion_version": holder["version"] if holder else None}

@@ -38,11 +38,11 @@ from gliomics import io, tracking
 from gliomics.config import RegisterParams
 from gliomics.data.splits import patients_of_part
 from gliomics.errors import GliomicsError
-from gliomics.registry import CHAMPION, MIRROR_DIR, SEGMENTER
-from gliomics.registry.listing import client, get_alias
+from gliomics.registry import MIRROR_DIR, SEGMENTER
+from gliomics.registry.listing import client
 from gliomics.registry.model_card import render_model_card
 from gliomics.registry.promote import promote_per_policy
-from gliomics.registry.register import attach_model_card, register_version
+from gliomics.registry.register import attach_model_card, register_version, registered_record
 from gliomics.tracking import tracking_uri
 from gliomics.training.evaluation import PER_PATIENT, SUMMARY, evaluate_segmenter
 
@@ -234,21 +234,14 @@ def run_register(best_json: str | Path, data_dir: str | Path, splits_csv: str | 
                                               mirror_dir=mirror_dir)
         mlflow.set_tag("promoted", str(promoted).lower())
 
-    holder = get_alias(name, CHAMPION)
     summary = {
-        "name": name,
-        "version": info["version"],
-        "run_id": info["run_id"],
-        "model_uri": f"models:/{name}/{info['version']}",
+        **registered_record(name, info, promoted=promoted, reason=reason),
         "val_dice_3d": float(best["val_dice_3d"]),
         TEST_METRIC: float(evaluation["mean_dice_3d"]),
         "data_hash": data_hash,
         "profile": profile,
         "study_name": best["study_name"],
         "trial_number": best["trial_number"],
-        "promoted": promoted,
-        "promotion_reason": reason,
-        "champion_version": holder["version"] if holder else None,
         "n_test_patients": len(test_patients),
         "register_run_id": register_run_id,
         "model_card": card_uri,

@@ -18,11 +18,10 @@ import mlflow
 
 from gliomics import io, tracking
 from gliomics.errors import GliomicsError
-from gliomics.registry import CHAMPION, CLASSIFIER, primary_metric
-from gliomics.registry.listing import get_alias
+from gliomics.registry import CLASSIFIER, primary_metric
 from gliomics.registry.model_card import render_model_card
 from gliomics.registry.promote import promote_per_policy
-from gliomics.registry.register import attach_model_card, register_version
+from gliomics.registry.register import attach_model_card, register_version, registered_record
 from gliomics.training.export import TASK
 
 REGISTERED = "registered.json"
@@ -92,18 +91,11 @@ def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, 
                                               metric=primary_metric(CLASSIFIER), mirror_dir=mirror_dir)
         mlflow.set_tags({"registered_model": CLASSIFIER, "registered_version": str(info["version"]),
                          "promoted": str(promoted).lower()})
-    holder = get_alias(CLASSIFIER, CHAMPION)
     summary = {
-        "name": CLASSIFIER,
-        "version": info["version"],
-        "run_id": info["run_id"],
-        "model_uri": f"models:/{CLASSIFIER}/{info['version']}",
-        **{k: v for k, v in {**val, **test}.items()},
+        **registered_record(CLASSIFIER, info, promoted=promoted, reason=reason),
+        **val, **test,
         "data_hash": data_hash,
         "profile": tags["profile"],
-        "promoted": promoted,
-        "promotion_reason": reason,
-        "champion_version": holder["version"] if holder else None,
         "seconds": round(time.perf_counter() - started, 2),
     }
     io.write_json(out_dir / REGISTERED, summary)

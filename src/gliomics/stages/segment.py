@@ -32,14 +32,12 @@ from pathlib import Path
 import mlflow
 
 from gliomics import io
-from gliomics.data.cohort_io import cohort_patients, read_images
+from gliomics.data.cohort_io import cohort_patients
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.data.slices import write_mask
 from gliomics.errors import GliomicsError
-from gliomics.models import inference
-from gliomics.models.gate import load_segmentation_models, patient_probabilities
+from gliomics.models.gate import load_segmentation_models, segment_patients
 from gliomics.models.inference import describe_models
-from gliomics.progress import progress
 from gliomics.tracking import stage_run
 
 #: What ``gliomics segment`` (and its DVC stage) loads by default: the registry's champion
@@ -52,27 +50,25 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
                 batch_size: int = 8, gate: str | None = None, gate_threshold: float | None = None) -> dict:
     """Predict a mask for every slice under ``input_dir``; write the copy at ``out_dir``; return a summary.
 
-    ``gate``: a slice classifier URI; slices it calls tumour-free are not segmented (empty masks;
-    :mod:`gliomics.models.gate`).
+    The model, post-processing and optional slice gate (whose tumour-free slices get empty masks) are those
+    of :func:`gliomics.training.evaluation.evaluate_segmenter`, which scores the same masks against the truth.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(input_dir, need_masks=False)
     if out_dir.resolve() == root.resolve() or root.resolve() in out_dir.resolve().parents:
         raise GliomicsError(f"{out_dir}: the output must not be the input cohort or inside it")
-    model, preprocessing, settings, slice_gate = load_segmentation_models(model_uri, post, gate, gate_threshold)
+    models = load_segmentation_models(model_uri, post, gate, gate_threshold)
+    settings, slice_gate = models[2:]
 
     tumour_voxels: dict[str, int] = {}
     n_slices = 0
-    with io.atomic_path(out_dir) as tmp, progress("segmenting patients", len(by_folder)) as update:
+    with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if (root / CLINICAL_FILE).exists():
             shutil.copy2(root / CLINICAL_FILE, tmp / CLINICAL_FILE)
-        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
-            images = read_images(folder_slices, root)
-            inference.check_image_shapes(images, str(root / folder))
-            prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
-            masks = inference.segment_volume(prob, preprocessing, settings)
+        for folder, folder_slices, _, masks in segment_patients(root, by_folder, models, batch_size=batch_size,
+                                                                label="segmenting patients"):
             target = tmp / folder
             target.mkdir()
             for s, mask in zip(folder_slices, masks):
@@ -80,7 +76,6 @@ def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: 
                 write_mask(target / f"{folder}_{s.slice}_mask.tif", mask)
             tumour_voxels[folder] = int(masks.sum())
             n_slices += len(folder_slices)
-            update(i, len(by_folder))
 
     summary = {
         "n_patients": len(by_folder),

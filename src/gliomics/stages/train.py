@@ -138,22 +138,13 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
             for row in history.to_dict("records")[:result.resumed_from]:
                 log_epoch(int(row["epoch"]), row, announce=False)
 
-        images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
         val_slices = max(1, len(store.rows(val_patients)))
-        train_seconds = float(history["seconds"].sum()) if len(history) else 0.0
         val_seconds = float(history["val_seconds"].sum()) if len(history) else 0.0
-        n_val_epochs = max(1, len(history))
         metrics = {
             "best_val_dice_3d": result.best_val_dice_3d,
             "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "resumed_from": result.resumed_from,
-            "seconds": result.seconds,
-            "train_seconds": train_seconds,
-            "seconds_per_image": train_seconds / images_seen,
-            "val_seconds_per_image": val_seconds / (n_val_epochs * val_slices),
-            "precision": result.precision,
+            **result.run_metrics(params.steps_per_epoch, params.batch_size),
+            "val_seconds_per_image": val_seconds / (max(1, len(history)) * val_slices),
             "xla": bool(params.xla),
             "n_train_patients": len(train_patients),
             "n_val_patients": len(val_patients),

@@ -161,8 +161,6 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
         labels, probs, _ = task.predict(result.model, store, val_patients, params.batch_size)
         choice = attached_threshold(result.model)  # chosen by fit_classifier on these same slices
         val = slice_scores(labels, probs, choice.threshold)
-        images_seen = max(1, result.epochs_run * params.steps_per_epoch * params.batch_size)
-        train_seconds = float(history["seconds"].sum()) if len(history) else 0.0
         metrics = {
             "best_val_roc_auc": None if math.isnan(result.best_score) else result.best_score,
             "best_epoch": result.best_epoch,
@@ -173,13 +171,7 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
             "val_f1": val["f1"],
             "val_sensitivity": val["sensitivity"],
             "val_specificity": val["specificity"],
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "resumed_from": result.resumed_from,
-            "seconds": result.seconds,
-            "train_seconds": train_seconds,
-            "seconds_per_image": train_seconds / images_seen,
-            "precision": result.precision,
+            **result.run_metrics(params.steps_per_epoch, params.batch_size),
             "n_train_patients": len(train_patients),
             "n_val_patients": len(val_patients),
             "n_val_slices": int(len(labels)),

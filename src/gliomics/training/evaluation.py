@@ -39,11 +39,10 @@ from pathlib import Path
 import mlflow
 
 from gliomics import io
-from gliomics.data.cohort_io import cohort_patients, read_images, read_masks
+from gliomics.data.cohort_io import cohort_patients, read_masks
 from gliomics.data.manifest import patient_sequence_group
 from gliomics.models import inference
-from gliomics.models.gate import load_segmentation_models, patient_probabilities
-from gliomics.progress import progress
+from gliomics.models.gate import load_segmentation_models, segment_patients
 from gliomics.tracking import stage_run
 from gliomics.training.metrics import per_patient_scores, summarise
 
@@ -63,20 +62,17 @@ def evaluate_segmenter(data_dir: str | Path, model_uri: str, out_dir: str | Path
     started = time.perf_counter()
     out_dir = Path(out_dir)
     root, by_folder = cohort_patients(data_dir, need_masks=True, patients=patients)
-    model, preprocessing, settings, slice_gate = load_segmentation_models(model_uri, post, gate, gate_threshold)
+    models = load_segmentation_models(model_uri, post, gate, gate_threshold)
+    settings, slice_gate = models[2:]
 
     truths, preds, sequences = {}, {}, {}
-    with progress("evaluating patients", len(by_folder)) as update:
-        for i, (folder, folder_slices) in enumerate(by_folder.items(), 1):
-            patient = folder_slices[0].patient
-            key = patient if patient not in truths else folder
-            images = read_images(folder_slices, root)
-            shape = inference.check_image_shapes(images, str(root / folder))
-            truths[key] = read_masks(folder_slices, shape, root)
-            sequences[key] = patient_sequence_group(images)
-            prob = patient_probabilities(model, preprocessing, images, slice_gate, batch_size=batch_size)
-            preds[key] = inference.segment_volume(prob, preprocessing, settings)
-            update(i, len(by_folder))
+    for folder, folder_slices, images, masks in segment_patients(root, by_folder, models, batch_size=batch_size,
+                                                                 label="evaluating patients"):
+        patient = folder_slices[0].patient
+        key = patient if patient not in truths else folder
+        truths[key] = read_masks(folder_slices, images.shape[1:3], root)
+        sequences[key] = patient_sequence_group(images)
+        preds[key] = masks
 
     table = per_patient_scores(truths, preds)
     table["sequences"] = table["patient"].map(sequences)

@@ -98,6 +98,15 @@ class FitResult:
     monitor: str = "val_dice_3d"  # the validation column that selected best_epoch
     best_score: float = math.nan  # its best value (= best_val_dice_3d for a segmenter)
 
+    def run_metrics(self, steps_per_epoch: int, batch_size: int) -> dict:
+        """The run's length and speed as both training stages report them: epochs run, early stop, epochs
+        resumed from, seconds (all; training only; training per image) and the precision."""
+        images_seen = max(1, self.epochs_run * steps_per_epoch * batch_size)
+        train_seconds = float(self.history["seconds"].sum()) if len(self.history) else 0.0
+        return {"epochs_run": self.epochs_run, "stopped_early": self.stopped_early, "resumed_from": self.resumed_from,
+                "seconds": self.seconds, "train_seconds": train_seconds,
+                "seconds_per_image": train_seconds / images_seen, "precision": self.precision}
+
 
 # ------------------------------------------------------------------ settings
 
