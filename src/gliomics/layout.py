@@ -32,12 +32,18 @@ CLASSIFIER_REPORTS = REPORTS / "classifier"
 CLASSIFIER_TRAIN = CLASSIFIER_REPORTS / "train"
 CLASSIFIER_EVALUATE = CLASSIFIER_REPORTS / "evaluate"
 CLASSIFIER_REGISTER = CLASSIFIER_REPORTS / "register"
+CLASSIFIER_TUNE = CLASSIFIER_REPORTS / "tune"
+#: The registry's champion mirrors (the DVC dependency of the stages that load a champion).
+REGISTRY_MIRROR = REPORTS / "registry"
 STUDY_REPORT = REPORTS / "index.html"
 
 MODELS = Path("models")
 SEGMENTER = MODELS / "segmenter"
 TUNED = MODELS / "tuned"
 CLASSIFIER = MODELS / "classifier"
+TUNED_CLASSIFIER = MODELS / "tuned_classifier"
+#: The segmenter shipped with the project (committed, not a stage output).
+SHIPPED_SEGMENTER = MODELS / "pretrained" / "lgg-segmenter"
 
 CHECKPOINTS = Path("checkpoints")
 TRAIN_CHECKPOINTS = CHECKPOINTS / "train"

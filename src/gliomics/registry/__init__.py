@@ -16,6 +16,8 @@ segmenter (``test_mean_dice_3d``) and the slice classifier
 
 from __future__ import annotations
 
+from gliomics import layout
+
 SEGMENTER = "gliomics-segmenter"
 CLASSIFIER = "gliomics-slice-classifier"
 CHAMPION = "champion"
@@ -25,7 +27,7 @@ CHAMPION = "champion"
 PRIMARY_METRIC = {SEGMENTER: "test_mean_dice_3d", CLASSIFIER: "test_roc_auc"}
 
 #: Where the current champion of each registered model is mirrored (one JSON per name).
-MIRROR_DIR = "reports/registry"
+MIRROR_DIR = str(layout.REGISTRY_MIRROR)
 
 #: Version tags every gliomics version carries (besides its metrics).
 TAG_DATA_HASH = "dvc_data_hash"

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gliomics import layout
 from gliomics.errors import GliomicsError
 from gliomics.registry import CHAMPION, SEGMENTER, champion_uri
 from gliomics.registry.listing import get_alias
 
 #: The segmenter committed with the project (relative to the project root).
-SHIPPED_SEGMENTER = Path("models/pretrained/lgg-segmenter")
+SHIPPED_SEGMENTER = layout.SHIPPED_SEGMENTER
 #: Training profiles whose models were trained on the synthetic demo cohort.
 SYNTHETIC_PROFILES = frozenset({"demo"})
 

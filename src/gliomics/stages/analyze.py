@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.data.kaggle import SLICE_RE, patient_of, read_clinical
 from gliomics.data.slices import read_images, write_mask
 from gliomics.errors import GliomicsError
@@ -62,9 +62,9 @@ from gliomics.report.html import shown_path
 from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
 from gliomics.report.segmentation_plots import feature_positions, largest_slices, volume_3d
 
-REFERENCE = "reports/features/features_truth.csv"
-SPLITS = "reports/split/splits.csv"
-ASSOCIATIONS = "reports/associations/truth"
+REFERENCE = str(layout.features_table("truth"))
+SPLITS = str(layout.SPLITS)
+ASSOCIATIONS = str(layout.associations("truth"))
 REPORT = "report.html"
 FEATURES = "features.csv"
 MASKS = "masks"

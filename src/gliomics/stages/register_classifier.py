@@ -18,7 +18,7 @@ import mlflow
 
 from gliomics import io, tracking
 from gliomics.errors import GliomicsError
-from gliomics.registry import CLASSIFIER, primary_metric
+from gliomics.registry import CLASSIFIER, MIRROR_DIR, primary_metric
 from gliomics.registry.model_card import render_model_card
 from gliomics.registry.promote import promote_per_policy
 from gliomics.registry.register import attach_model_card, register_version, registered_record
@@ -31,7 +31,7 @@ TEST_SCORES = ("roc_auc", "accuracy", "f1", "sensitivity", "specificity", "preci
 
 
 def run_register_classifier(model_json, evaluate_summary, out_dir, *, data_dir, promote_policy: str = "if_better",
-                            profile: str | None = None, mirror_dir="reports/registry") -> dict:
+                            profile: str | None = None, mirror_dir=MIRROR_DIR) -> dict:
     """Register the trained classifier (``model_json``, written by training) with its test scores.
 
     ``evaluate_summary`` is the ``summary.json`` of ``gliomics evaluate --task

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import mlflow
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.data.cohort_io import cohort_patients
 from gliomics.data.kaggle import CLINICAL_FILE
 from gliomics.data.slices import write_mask
@@ -45,7 +45,7 @@ from gliomics.tracking import stage_run
 DEFAULT_MODEL = "models:/gliomics-segmenter@champion"
 
 
-def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: str | Path = "data/predicted", *,
+def run_segment(input_dir: str | Path, model_uri: str = DEFAULT_MODEL, out_dir: str | Path = layout.PREDICTED, *,
                 post: dict | None = None, log_mlflow: bool = True, profile: str | None = None,
                 batch_size: int = 8, gate: str | None = None, gate_threshold: float | None = None) -> dict:
     """Predict a mask for every slice under ``input_dir``; write the copy at ``out_dir``; return a summary.

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.config import SplitParams
 from gliomics.data.kaggle import CLINICAL_FILE, HISTOLOGY_NAMES, institution_of, read_clinical, resolve_cohort_dir
 from gliomics.data.splits import patient_splits
@@ -19,7 +19,7 @@ SUMMARY = "summary.json"
 
 
 def split_cohort(data_dir: str | Path, manifest_path: str | Path, params: SplitParams,
-                 out_dir: str | Path = "reports/split", *, log_mlflow: bool = True, profile: str | None = None) -> dict:
+                 out_dir: str | Path = layout.SPLIT, *, log_mlflow: bool = True, profile: str | None = None) -> dict:
     """Split the validated cohort's patients; write ``splits.csv`` and ``summary.json``."""
     manifest_path = Path(manifest_path)
     if not manifest_path.exists():

@@ -33,7 +33,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.config import TrainParams
 from gliomics.progress import epoch_line
 from gliomics.report.training_plots import plot_learning_curves
@@ -83,8 +83,8 @@ def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS)
 # --------------------------------------------------------------------- stage
 
 
-def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir="models/segmenter",
-              store_dir="data/arrays", checkpoint_dir="checkpoints/train", reports_dir="reports/train",
+def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir=layout.SEGMENTER,
+              store_dir=layout.ARRAYS, checkpoint_dir=layout.TRAIN_CHECKPOINTS, reports_dir=layout.TRAIN_REPORTS,
               resume: bool = False, log_mlflow: bool = True, profile: str | None = None,
               steps: int | None = None, progress_lines: bool = True) -> dict:
     """Train the segmenter of ``params``; write reports and model; return the summary.

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from mlflow.models import Model
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.data.cohort_io import cohort_patients
 from gliomics.data.splits import split_patients
 from gliomics.errors import GliomicsError
@@ -94,9 +94,9 @@ def plot_learning_curves(history, path) -> Path:
                        score_label=None, score_top=1.02)
 
 
-def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir="models/classifier",
-                         store_dir="data/arrays", checkpoint_dir="checkpoints/classifier",
-                         reports_dir="reports/classifier/train", resume: bool = False, log_mlflow: bool = True,
+def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=layout.CLASSIFIER,
+                         store_dir=layout.ARRAYS, checkpoint_dir=layout.CLASSIFIER_CHECKPOINTS,
+                         reports_dir=layout.CLASSIFIER_TRAIN, resume: bool = False, log_mlflow: bool = True,
                          profile: str | None = None, on_epoch_end=None, run_name: str | None = None,
                          steps: int | None = None, progress_lines: bool = True) -> dict:
     """Train the slice classifier of ``params`` (ClassifierParams); write reports and model; return the summary.

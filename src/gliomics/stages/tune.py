@@ -63,7 +63,7 @@ import mlflow
 import optuna
 from optuna.trial import TrialState
 
-from gliomics import io, tracking
+from gliomics import io, layout, tracking
 from gliomics.config import Params
 from gliomics.errors import GliomicsError
 from gliomics.tracking import optional_stage_run
@@ -78,14 +78,14 @@ from gliomics.tuning.tasks import SegmenterTask
 from gliomics.tuning.trials import (TrialLogger, close_dead_parents, close_run, param_importances, plot_study,
                                     trial_value, trials_table)
 
-REPORTS_DIR = "reports/tune"
-MODEL_DIR = "models/tuned"
+REPORTS_DIR = str(layout.TUNE)
+MODEL_DIR = str(layout.TUNED)
 #: Defaults per task (``--reports``, ``--out``).
-REPORTS_DIRS = {"segmenter": REPORTS_DIR, "classifier": "reports/classifier/tune"}
-MODEL_DIRS = {"segmenter": MODEL_DIR, "classifier": "models/tuned_classifier"}
+REPORTS_DIRS = {"segmenter": REPORTS_DIR, "classifier": str(layout.CLASSIFIER_TUNE)}
+MODEL_DIRS = {"segmenter": MODEL_DIR, "classifier": str(layout.TUNED_CLASSIFIER)}
 TASKS = ("segmenter", "classifier")
-WORK_DIR = "checkpoints/tune"
-STORE_ROOT = "data/arrays_tune"
+WORK_DIR = str(layout.TUNE_CHECKPOINTS)
+STORE_ROOT = str(layout.ARRAYS_TUNE)
 #: Written beside best.json by a classifier search: what `gliomics register-classifier --model-json` reads.
 CLASSIFIER_MODEL_JSON = "model.json"
 

@@ -25,6 +25,7 @@ from typing import Callable, Protocol
 import numpy as np
 import tensorflow as tf
 
+from gliomics import layout
 from gliomics.config import TrainParams, TuneParams
 from gliomics.data.arrays import build_array_store, open_array_store
 from gliomics.data.splits import split_patients
@@ -88,7 +89,7 @@ class SegmenterTask:
     epoch_metrics = ("loss", "slice_dice", "val_dice_3d", "val_slice_dice", "lr", "seconds", "val_seconds")
 
     def __init__(self, data_dir, manifest_csv, splits_csv, base: TrainParams, tune: TuneParams,
-                 store_root="data/arrays_tune"):
+                 store_root=layout.ARRAYS_TUNE):
         self.data_dir, self.manifest_csv, self.splits_csv = data_dir, manifest_csv, splits_csv
         self.base, self.tune = base, tune
         self.store_root = Path(store_root)

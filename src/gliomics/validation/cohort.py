@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from gliomics import io
+from gliomics import io, layout
 from gliomics.data.kaggle import CLINICAL_FILE, patient_of, read_clinical_text, resolve_cohort_dir, scan_cohort
 from gliomics.data.manifest import build_manifest
 from gliomics.errors import GliomicsError, ValidationFailed
@@ -24,7 +24,7 @@ SUMMARY = "summary.json"
 DATA_DOCS = "data_docs"
 
 
-def validate_cohort(data_dir: str | Path, out_dir: str | Path = "reports/validate", *, log_mlflow: bool = True,
+def validate_cohort(data_dir: str | Path, out_dir: str | Path = layout.VALIDATE, *, log_mlflow: bool = True,
                     profile: str | None = None) -> dict:
     """Validate the cohort at ``data_dir``; write manifest, GX results, Data Docs.
 
