@@ -6,7 +6,7 @@ Run in a project clone holding the real cohort and its split (after `gliomics tr
         --ship ../main/models/pretrained/lgg-segmenter --out benchmarks/results/shipped_segmenter_<date>
 
 1. exports the trained model folder to ``--ship``: float32 compute, weights stored in 16 bits
-   (:func:`gliomics.training.export.export_segmenter`);
+   (:func:`gliomics.training.export.export_model`);
 2. `gliomics evaluate` on the split's test patients: the model as trained (bf16 compute where it was trained
    so), a float32 export with float32 weights (to isolate the 16-bit rounding), the shipped copy, the
    shipped copy with flip TTA (each an MLflow run of experiment ``evaluate``);
@@ -255,10 +255,10 @@ def main() -> int:
         return 0
     import pandas as pd
 
-    from gliomics.training.export import export_segmenter
+    from gliomics.training.export import export_model
 
     ship = Path(args.ship)
-    storage = export_segmenter(args.model, ship, half=True)
+    storage = export_model(args.model, ship, half=True)
     print(f"shipped copy (float32 compute, 16-bit weights): {storage}", flush=True)
 
     splits = pd.read_csv(args.splits)
@@ -266,7 +266,7 @@ def main() -> int:
     on_test = ["--split", args.splits, "--part", "test"]
     data = Path(args.data)
     full_weights = out / "float32_weights_model"
-    export_segmenter(args.model, full_weights, half=False)
+    export_model(args.model, full_weights, half=False)
     results = {
         "trained": evaluate("trained", args.model, data, out, on_test),
         "float32_weights": evaluate("float32_weights", str(full_weights), data, out, on_test),

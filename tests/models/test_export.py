@@ -40,9 +40,9 @@ def _stored_dtypes(folder):
 def test_export_stores_16_bit_weights_and_computes_in_float32(bf16_model, tmp_path):
     from gliomics.models.inference import load_model
     from gliomics.models.packaging import load_segmenter
-    from gliomics.training.export import export_segmenter
+    from gliomics.training.export import export_model
 
-    storage = export_segmenter(bf16_model, tmp_path / "ship", release="test")
+    storage = export_model(bf16_model, tmp_path / "ship", release="test")
     assert _stored_dtypes(tmp_path / "ship") == {"float16"} and _stored_dtypes(bf16_model) == {"float32"}
     assert storage["bytes_after"] < 0.6 * storage["bytes_before"] and storage["arrays"] > 0
     assert not list((tmp_path / "ship").rglob("*.cloudpickle"))  # no pickle travels with a shipped model
@@ -68,3 +68,24 @@ def test_16_bit_storage_refuses_what_is_not_a_model_folder(tmp_path):
 
     with pytest.raises(GliomicsError, match="no Keras archive"):
         store_weights_in_16_bits(tmp_path)
+
+
+def test_export_of_a_slice_classifier_keeps_its_task_threshold_and_area(tmp_path):
+    from gliomics.models import build_from_config
+    from gliomics.models.gate import load_classifier
+    from gliomics.models.preprocessing import Preprocessing
+    from gliomics.training.export import export_model, save_classifier
+
+    config = {"arch": "resnet_classifier", "depth": 50, "base_filters": 4, "stage_blocks": [1, 1, 1, 1],
+              "input_shape": [32, 32, 3]}
+    model = build_from_config(config)
+    save_classifier(model, Preprocessing(image_size=32, threshold=0.37), config, tmp_path / "trained", min_area_px=5,
+                    profile="cpu")
+    storage = export_model(tmp_path / "trained", tmp_path / "ship")
+    assert storage["arrays"] > 0 and _stored_dtypes(tmp_path / "ship") == {"float16"}
+
+    shipped, preprocessing, metadata = load_classifier(str(tmp_path / "ship"))
+    assert metadata["task"] == "classifier" and metadata["min_area_px"] == 5 and metadata["profile"] == "cpu"
+    assert preprocessing.threshold == 0.37 and metadata["stored_weights"] == "float16"
+    x = np.random.default_rng(1).normal(size=(3, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(shipped(x)), np.asarray(model(x)), atol=2e-2)

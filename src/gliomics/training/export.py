@@ -1,6 +1,6 @@
 """Trained models saved, logged and exported as MLflow models (tensorflow flavour, signature, input example,
 metadata with their task and preprocessing): segmenters, slice classifiers (with their chosen threshold), and
-the shipped copy of a segmenter (:func:`export_segmenter`). Loading lives below, in
+the shipped copy of either (:func:`export_model`). Loading lives below, in
 :mod:`gliomics.models.packaging`."""
 
 from __future__ import annotations
@@ -133,10 +133,11 @@ def save_segmenter(model, preprocessing, model_config: dict, path, **extra_metad
     return Path(path)
 
 
-def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> dict:
-    """Copy the segmenter at ``source`` (a model URI or folder) to the local folder ``target`` for shipping:
-    rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy would otherwise compute in
-    bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times slower), its metadata kept plus
+def export_model(source, target, *, half: bool = True, **extra_metadata) -> dict:
+    """Copy the segmenter or slice classifier at ``source`` (a model URI or folder) to the local folder
+    ``target`` for shipping: rebuilt with float32 compute (a model trained under the ``mixed_bfloat16`` policy
+    would otherwise compute in bfloat16, which CPUs without avx512_bf16/AMX only emulate, several times
+    slower), its metadata (task, preprocessing with a classifier's threshold, ...) kept plus
     ``extra_metadata``, and with ``half`` its weights stored in 16 bits (:func:`store_weights_in_16_bits`).
     The pickled custom objects MLflow writes beside the model (``data/*.cloudpickle``) are left out: gliomics
     registers them by name when loading (:func:`load_segmenter`), and a shipped model carries no pickle.
@@ -148,9 +149,13 @@ def export_segmenter(source, target, *, half: bool = True, **extra_metadata) -> 
         raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it for export")
     rebuilt = build_under_policy(config, "float32")
     rebuilt.set_weights(model.get_weights())
-    kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config")}
-    save_segmenter(rebuilt, preprocessing, config, target, **{**kept, **extra_metadata, "compute": "float32",
-                                                               "stored_weights": "float16" if half else "float32"})
+    kept = {k: v for k, v in metadata.items() if k not in ("preprocessing", "model_config", "task", "min_area_px")}
+    extra = {**kept, **extra_metadata, "compute": "float32", "stored_weights": "float16" if half else "float32"}
+    if metadata.get("task") == TASK:
+        save_classifier(rebuilt, preprocessing, config, target, min_area_px=int(metadata.get("min_area_px", 1)),
+                        **extra)
+    else:
+        save_segmenter(rebuilt, preprocessing, config, target, **extra)
     for pickled in (Path(target) / "data").glob("*.cloudpickle"):
         pickled.unlink()
     storage = store_weights_in_16_bits(target) if half else {}
