@@ -6,6 +6,9 @@ this module by its path beside them, not as a package.
 
 from __future__ import annotations
 
+import json
+import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -42,11 +45,89 @@ def project_out_dir(script: str, out: str) -> Path | None:
 def resumable_summary(out: Path, fresh: dict) -> tuple[Path, dict]:
     """``(out/summary.json, its content)``: the summary an interrupted run left, else ``fresh`` with the date and
     this machine's CPU (a benchmark then skips what is already in it and saves after each measurement)."""
-    import json
-
-    from bench_shipped_segmenter import cpu_description
-
     path = out / "summary.json"
     if path.exists():
         return path, json.loads(path.read_text())
     return path, {"date": time.strftime("%Y-%m-%d"), "machine": cpu_description(), **fresh}
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_description() -> dict:
+    from gliomics.training.fit import cpu_flags
+
+    flags = cpu_flags()
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model or platform.processor(), "flags": sorted(f for f in CPU_FLAGS if f in flags)}
+
+
+def flair_only_copy(data: Path, patients: list[str], dest: Path) -> Path:
+    """``dest/kaggle_3m`` holding ``patients`` of ``data`` with channels 0 and 2 replaced by channel 1 (FLAIR)."""
+    import tifffile
+
+    from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
+
+    root = resolve_cohort_dir(data)
+    out = dest / "kaggle_3m"
+    for folder, slices in slices_by_folder(root).items():
+        if slices[0].patient not in patients:
+            continue
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for s in slices:
+            image = tifffile.imread(s.image)
+            image[..., 0] = image[..., 1]
+            image[..., 2] = image[..., 1]
+            tifffile.imwrite(out / folder / s.image.name, image)
+            shutil.copyfile(s.mask, out / folder / s.mask.name)
+    return out
+
+
+LICENCE = ("Trained on the TCGA-LGG \"LGG Segmentation Dataset\" (Buda, Saha, Mazurowski; CC BY-NC-SA 4.0): "
+           "cite Buda et al., Computers in Biology and Medicine 109 (2019) 218-225, and Mazurowski et al., "
+           "J Neurooncol 133 (2017) 27-35. The model is a derivative of that data and shares its licence: "
+           "non-commercial use, attribution, share alike.")
+
+
+def training_run(experiment: str, train_reports: Path) -> dict:
+    """The MLflow run of the last training here (experiment ``train`` or ``train_classifier``) and the
+    metrics.json of its reports."""
+    import mlflow
+
+    from gliomics import tracking
+
+    tracking.configure()
+    runs = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"], max_results=1)
+    run = runs.iloc[0].to_dict() if len(runs) else {}
+    metrics = json.loads((train_reports / "metrics.json").read_text())
+    return {"run_id": run.get("run_id", "?"), "params": {k.removeprefix("params."): v for k, v in run.items()
+                                                        if k.startswith("params.")}, "metrics": metrics}
+
+
+def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path) -> dict:
+    """Slice classification by the segmenter's largest tumour probability: threshold chosen on the validation
+    fold (0, best accuracy), then scored on the test patients."""
+    import pandas as pd
+
+    from gliomics.training.classification import best_accuracy_threshold
+
+    common = ["gliomics", "evaluate", "--task", "classifier", "--from-segmenter", "--data", str(data), "--model",
+              model, "--split", splits]
+    run_logged([*common, "--part", "fold0", "--out", str(out / "slices_val")], out / "slices_val.log")
+    val = pd.read_csv(out / "slices_val" / "per_slice.csv")
+    threshold = float(best_accuracy_threshold(val["label"].to_numpy(), val["prob"].to_numpy()))
+    result = {}
+    for name, value in (("threshold_0.5", 0.5), ("threshold_validation", threshold)):
+        run_logged([*common, "--part", "test", "--threshold", str(value), "--out", str(out / f"slices_{name}")],
+                   out / f"slices_{name}.log")
+        summary = json.loads((out / f"slices_{name}" / "summary.json").read_text())
+        result[name] = {k: summary[k] for k in ("threshold", "accuracy", "roc_auc", "sensitivity", "specificity",
+                                                 "n_slices")}
+        print(f"segmenter as slice classifier, {name}: accuracy {summary['accuracy']:.3f}, ROC AUC "
+              f"{summary['roc_auc']:.3f} at {value:.3f}", flush=True)
+    return result

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,64 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import project_out_dir, run_logged  # noqa: E402
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_description() -> dict:
-    from gliomics.training.fit import cpu_flags
-
-    flags = cpu_flags()
-    model = ""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model or platform.processor(), "flags": sorted(f for f in CPU_FLAGS if f in flags)}
-
-
-def flair_only_copy(data: Path, patients: list[str], dest: Path) -> Path:
-    """``dest/kaggle_3m`` holding ``patients`` of ``data`` with channels 0 and 2 replaced by channel 1 (FLAIR)."""
-    import tifffile
-
-    from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
-
-    root = resolve_cohort_dir(data)
-    out = dest / "kaggle_3m"
-    for folder, slices in slices_by_folder(root).items():
-        if slices[0].patient not in patients:
-            continue
-        (out / folder).mkdir(parents=True, exist_ok=True)
-        for s in slices:
-            image = tifffile.imread(s.image)
-            image[..., 0] = image[..., 1]
-            image[..., 2] = image[..., 1]
-            tifffile.imwrite(out / folder / s.image.name, image)
-            shutil.copyfile(s.mask, out / folder / s.mask.name)
-    return out
-
-
-LICENCE = ("Trained on the TCGA-LGG \"LGG Segmentation Dataset\" (Buda, Saha, Mazurowski; CC BY-NC-SA 4.0): "
-           "cite Buda et al., Computers in Biology and Medicine 109 (2019) 218-225, and Mazurowski et al., "
-           "J Neurooncol 133 (2017) 27-35. The model is a derivative of that data and shares its licence: "
-           "non-commercial use, attribution, share alike.")
-
-
-def training_run(train_reports: Path) -> dict:
-    """The MLflow run of the last `gliomics train` here (experiment ``train``) and its metrics.json."""
-    import mlflow
-
-    from gliomics import tracking
-
-    tracking.configure()
-    runs = mlflow.search_runs(experiment_names=["train"], order_by=["attributes.start_time DESC"], max_results=1)
-    run = runs.iloc[0].to_dict() if len(runs) else {}
-    metrics = json.loads((train_reports / "metrics.json").read_text())
-    return {"run_id": run.get("run_id", "?"), "params": {k.removeprefix("params."): v for k, v in run.items()
-                                                        if k.startswith("params.")}, "metrics": metrics}
-
+from _common import (LICENCE, cpu_description, flair_only_copy, project_out_dir, run_logged,  # noqa: E402
+                     segmenter_as_slice_classifier, training_run)
 
 def write_card(ship: Path, summary: dict, train: dict, merged, data_hash: str) -> Path:
     """``ship/README.md``: what the shipped segmenter is, how it was trained and scored, how to train it again."""
@@ -217,30 +160,6 @@ def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
     return variants
 
 
-def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path) -> dict:
-    """Slice classification by the segmenter's largest tumour probability: threshold chosen on the validation
-    fold (0, best accuracy), then scored on the test patients."""
-    import pandas as pd
-
-    from gliomics.training.classification import best_accuracy_threshold
-
-    common = ["gliomics", "evaluate", "--task", "classifier", "--from-segmenter", "--data", str(data), "--model",
-              model, "--split", splits]
-    run_logged([*common, "--part", "fold0", "--out", str(out / "slices_val")], out / "slices_val.log")
-    val = pd.read_csv(out / "slices_val" / "per_slice.csv")
-    threshold = float(best_accuracy_threshold(val["label"].to_numpy(), val["prob"].to_numpy()))
-    result = {}
-    for name, value in (("threshold_0.5", 0.5), ("threshold_validation", threshold)):
-        run_logged([*common, "--part", "test", "--threshold", str(value), "--out", str(out / f"slices_{name}")],
-                   out / f"slices_{name}.log")
-        summary = json.loads((out / f"slices_{name}" / "summary.json").read_text())
-        result[name] = {k: summary[k] for k in ("threshold", "accuracy", "roc_auc", "sensitivity", "specificity",
-                                                 "n_slices")}
-        print(f"segmenter as slice classifier, {name}: accuracy {summary['accuracy']:.3f}, ROC AUC "
-              f"{summary['roc_auc']:.3f} at {value:.3f}", flush=True)
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/segmenter", help="the trained float32 model folder")
@@ -318,7 +237,7 @@ def main() -> int:
     from gliomics.io import write_json
     from gliomics.tracking import dvc_data_hash
 
-    summary["training"] = training_run(Path(args.train_reports))
+    summary["training"] = training_run("train", Path(args.train_reports))
     write_json(out / "summary.json", summary)
     write_card(ship, summary, summary["training"], merged, dvc_data_hash(data))
     print(f"shipped vs trained: max per-patient Dice change {diff:.2e} ({weights_diff:.2e} from the 16-bit weights "
