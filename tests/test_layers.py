@@ -90,6 +90,14 @@ FUNCTION_LEVEL_IMPORTS = {
     ("gliomics.models.resnet_classifier", "keras_cv"),  # under a stdout redirect: keras-cv prints on import
     ("gliomics.stages.train", "mlflow"),  # only when the run is tracked (--no-mlflow trains without it)
     ("gliomics.stages.train_classifier", "mlflow"),  # the same
+    # MLflow's import takes seconds: plumbing imported everywhere, loading a local model folder and analyze
+    # with --model never pay for it (tests/report/test_analyze_speed.py)
+    ("gliomics.tracking", "mlflow"),
+    ("gliomics.models.inference", "mlflow"),
+    ("gliomics.models.packaging", "mlflow"),
+    ("gliomics.registry.shipped", "gliomics.registry.listing"),
+    ("gliomics.stages.analyze", "gliomics.registry.listing"),
+    ("gliomics.training.metrics", "tensorflow"),  # the NumPy metrics serve evaluate without TensorFlow
 }
 
 

@@ -25,7 +25,6 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
-import mlflow
 import yaml
 
 STORE_DIR = "mlruns"
@@ -101,6 +100,8 @@ def configure(root: Path | None = None):
     # MLflow's alembic migrations log at INFO on a new database; keep output readable.
     for name in ("alembic", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    import mlflow  # here: importing gliomics.tracking stays cheap (MLflow takes seconds), callers get it back
+
 
     global _default_set
     uri = tracking_uri(root)
@@ -336,8 +337,15 @@ def optional_stage_run(log_mlflow: bool, stage: str, **kwargs):
     return stage_run(stage, **kwargs) if log_mlflow else nullcontext(None)
 
 
-def flatten_params(params) -> dict:
-    """TrainParams as flat ``train.<key>`` MLflow params (dicts become ``train.model.arch`` etc.)."""
+def summary_metrics(summary: dict, prefix: str = "") -> dict:
+    """The numbers of a stage's summary as MLflow metrics ``<prefix><key>`` (flags and text left out)."""
+    return {f"{prefix}{key}": float(value) for key, value in summary.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def flatten_params(params, section: str = "train") -> dict:
+    """Training settings (TrainParams, ClassifierParams) as flat ``<section>.<key>`` MLflow params (dicts
+    become ``train.model.arch`` etc.)."""
     flat = {}
 
     def put(prefix, value):
@@ -350,5 +358,5 @@ def flatten_params(params) -> dict:
             flat[prefix] = value
 
     for key, value in dataclasses.asdict(params).items():
-        put(f"train.{key}", value)
+        put(f"{section}.{key}", value)
     return flat

@@ -46,7 +46,6 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import yaml
 
@@ -90,6 +89,8 @@ def _local_model_folder(uri: str) -> Path | None:
         return path if (path / "MLmodel").is_file() else None
     if not uri.startswith(("models:/", "runs:/")):
         return None
+    import mlflow  # here, not at the top: a local model folder loads without MLflow's seconds of import
+
     try:
         tracking.configure()
         # A local store answers with the artifacts' own folder (no copy).

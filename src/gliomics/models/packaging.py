@@ -16,10 +16,8 @@ import zipfile
 from pathlib import Path
 
 import h5py
-import mlflow
 import numpy as np
 import yaml
-from mlflow import MlflowClient
 
 from gliomics import io, tracking
 from gliomics.errors import GliomicsError
@@ -84,6 +82,7 @@ def resolve_model_folder(uri: str) -> Path:
         if not (path / "MLmodel").exists():
             raise GliomicsError(f"{uri}: not a model URI (runs:/…, models:/…) nor a folder with an MLmodel file")
         return path.resolve()
+    import mlflow  # only for a model URI: a local folder loads without MLflow's seconds of import
 
     tracking.configure()
     try:
@@ -120,6 +119,8 @@ def load_keras_folder(folder: Path, name: str | None = None):
 
 
 def _registry_hint() -> str:
+    from mlflow import MlflowClient
+
     try:
         models = MlflowClient().search_registered_models()
     except Exception:
@@ -138,6 +139,8 @@ def _promote_hint(uri: str) -> str:
     if not uri.startswith("models:/") or "@" not in uri:
         return ""
     name, alias = uri.removeprefix("models:/").split("@", 1)
+    from mlflow import MlflowClient
+
     try:
         client = MlflowClient()
         numbers = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))

@@ -22,7 +22,6 @@ from pathlib import Path
 from gliomics import layout
 from gliomics.errors import GliomicsError
 from gliomics.registry import CHAMPION, SEGMENTER, champion_uri
-from gliomics.registry.listing import get_alias
 
 #: The segmenter committed with the project (relative to the project root).
 SHIPPED_SEGMENTER = layout.SHIPPED_SEGMENTER
@@ -55,6 +54,9 @@ def locate(path: str | Path) -> Path:
 
 
 def _champion() -> dict | None:
+    # Here, not at the top: with --model, analyze never asks the registry and never pays for importing MLflow.
+    from gliomics.registry.listing import get_alias
+
     try:
         return get_alias(SEGMENTER, CHAMPION)
     except Exception:  # noqa: BLE001 - no reachable registry is the same as no champion here

@@ -55,7 +55,6 @@ from gliomics.models import inference
 from gliomics.models.gate import load_segmentation_models, patient_probabilities
 from gliomics.models.inference import describe_models
 from gliomics.progress import progress
-from gliomics.registry.listing import get_alias
 from gliomics.registry.shipped import choose_segmenter
 from gliomics.report import html as h
 from gliomics.report.html import shown_path
@@ -157,6 +156,8 @@ def _check_analyze_out(out_dir: Path, inputs, earlier_file: str, what: str, nami
 def check_alias(uri: str, what: str) -> None:
     """For ``models:/<name>@<alias>``: a one-line error when no version holds the alias."""
     if uri.startswith("models:/") and "@" in uri:
+        from gliomics.registry.listing import get_alias  # only for a registry URI: MLflow's import is seconds
+
         name, alias = uri.removeprefix("models:/").split("@", 1)
         try:
             holder = get_alias(name, alias)

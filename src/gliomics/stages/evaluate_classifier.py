@@ -39,7 +39,7 @@ from gliomics import io
 from gliomics.data.cohort_io import cohort_patients
 from gliomics.models.gate import load_classifier
 from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
-from gliomics.tracking import stage_run
+from gliomics.tracking import stage_run, summary_metrics
 from gliomics.training.classification import classify_slices, patient_scores, slice_labels, slice_scores
 
 PER_SLICE = "per_slice.csv"
@@ -111,10 +111,6 @@ def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
     params = {"model_uri": summary["model_uri"], "threshold": summary["threshold"],
               "min_area_px": summary["min_area_px"]}
     with stage_run("evaluate_classifier", data_dir=root, params=params, profile=profile):
-        numbers = {k: float(v) for k, v in summary.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        numbers.update({f"patient_{k}": float(v) for k, v in summary["patient"].items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        mlflow.log_metrics(numbers)
+        mlflow.log_metrics({**summary_metrics(summary), **summary_metrics(summary["patient"], "patient_")})
         for name in (PER_SLICE, PER_PATIENT, SUMMARY, CONFUSION_PNG, ROC_PNG):
             mlflow.log_artifact(str(out_dir / name))

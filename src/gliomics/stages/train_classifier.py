@@ -64,7 +64,7 @@ from gliomics.models.packaging import METADATA_KEY
 from gliomics.progress import epoch_line
 from gliomics.report.classifier_plots import plot_confusion_matrix, plot_roc
 from gliomics.report.training_plots import plot_learning_curves as plot_curves
-from gliomics.tracking import flatten_params, optional_stage_run
+from gliomics.tracking import flatten_params, optional_stage_run, summary_metrics
 from gliomics.training.budget import training_length
 from gliomics.training.classification import (attached_threshold, choose_threshold, classify_slices, slice_scores,
                                               threshold_setting)
@@ -77,11 +77,6 @@ EXPERIMENT = "train_classifier"
 MODEL_JSON = "model.json"
 EPOCH_METRICS = ("loss", "accuracy", "roc_auc", "val_roc_auc", "val_accuracy", "val_f1", "val_loss", "lr",
                  "seconds", "val_seconds")
-
-
-def flatten_classifier_params(params) -> dict:
-    """ClassifierParams as flat ``classifier.<key>`` MLflow params."""
-    return {"classifier." + key.split(".", 1)[1]: value for key, value in flatten_params(params).items()}
 
 
 def plot_learning_curves(history, path) -> Path:
@@ -121,7 +116,7 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
                                      steps=steps, checkpoint_dir=checkpoint_dir, resume=resume,
                                      announce=progress_lines, section="classifier")
 
-    run_params = {**flatten_classifier_params(budgeted), "profile": profile or "", "seed": params.seed,
+    run_params = {**flatten_params(budgeted, section="classifier"), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients), "resume": resume,
                   **{f"length.{k}": v for k, v in length.items()}}
     with optional_stage_run(log_mlflow, EXPERIMENT, data_dir=data_dir, params=run_params, profile=profile) as run:
@@ -206,11 +201,10 @@ def run_train_classifier(data_dir, manifest_csv, splits_csv, params, *, out_dir=
                                                  "threshold": choice.threshold})
         if mlflow is not None:
             # The best model's validation scores as best_val_*: val_* are the per-epoch series.
-            mlflow.log_metrics({(k if k.startswith("best_") else k.replace("val_", "best_val_", 1)): float(v)
-                                for k, v in metrics.items()
-                                if isinstance(v, (int, float)) and not isinstance(v, bool)
-                                and not math.isnan(float(v))
-                                and k not in ("val_roc_auc", *choice.metrics())})  # log_classifier logs these
+            mlflow.log_metrics({(k if k.startswith("best_") else k.replace("val_", "best_val_", 1)): v
+                                for k, v in summary_metrics(metrics).items()
+                                if not math.isnan(v) and k not in ("val_roc_auc", *choice.metrics())})
+            # (log_classifier logs the threshold's metrics)
             for artifact in (reports_dir / "history.csv", reports_dir / "metrics.json", *figures):
                 mlflow.log_artifact(str(artifact), artifact_path="reports")
             log_classifier(result.model, preprocessing, result.model_config, min_area_px=params.min_area_px,

@@ -43,7 +43,7 @@ from gliomics.data.cohort_io import cohort_patients, read_masks
 from gliomics.data.manifest import patient_sequence_group
 from gliomics.models import inference
 from gliomics.models.gate import load_segmentation_models, segment_patients
-from gliomics.tracking import stage_run
+from gliomics.tracking import stage_run, summary_metrics
 from gliomics.training.metrics import per_patient_scores, summarise
 
 PER_PATIENT = "per_patient.csv"
@@ -110,7 +110,6 @@ def sequence_groups_summary(table) -> dict:
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
     params = {"model_uri": summary["model_uri"], **{f"post_{k}": v for k, v in summary["post"].items()}}
     with stage_run("evaluate", data_dir=root, params=params, profile=profile):
-        mlflow.log_metrics({k: float(v) for k, v in summary.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_metrics(summary_metrics(summary))
         mlflow.log_artifact(str(out_dir / PER_PATIENT))
         mlflow.log_artifact(str(out_dir / SUMMARY))

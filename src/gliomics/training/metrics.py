@@ -40,7 +40,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from scipy import ndimage
 
 KERAS_SMOOTH = 1e-6
@@ -57,6 +56,8 @@ EXTRA_COLUMNS = ["n_scored_slices", "mean_slice_dice"]
 # --------------------------------------------------------------------------
 
 def _keras_overlap(y_true, y_pred, hard: bool, iou: bool):
+    import tensorflow as tf  # here: the NumPy metrics below serve evaluate and analyze without TensorFlow
+
     y_true = tf.cast(y_true, tf.float32)
     y_pred = tf.cast(y_pred, tf.float32)
     if hard:

@@ -14,7 +14,7 @@ from gliomics.data.kaggle import CLINICAL_FILE, patient_of, read_clinical_text, 
 from gliomics.data.manifest import build_manifest
 from gliomics.errors import GliomicsError, ValidationFailed
 from gliomics.progress import progress
-from gliomics.tracking import stage_run
+from gliomics.tracking import stage_run, summary_metrics
 from gliomics.validation.gx import run_checks
 from gliomics.validation.inputs import clinical_suite, folders_suite, manifest_suite
 
@@ -120,7 +120,7 @@ def _ranges(numbers: list[int]) -> str:
 
 def _log(root: Path, out_dir: Path, summary: dict, profile: str | None) -> None:
     with stage_run("validate", data_dir=root, params={"data_dir": str(root)}, profile=profile):
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.log_metrics(summary_metrics(summary))
         mlflow.set_tag("validation", "passed" if summary["success"] else "failed")
         for name in (SUMMARY, RESULTS, MANIFEST):
             if (out_dir / name).exists():
