@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from gliomics import io
 from gliomics.config import FeaturesParams
 from gliomics.data.kaggle import CLINICAL_FILE, read_clinical, resolve_cohort_dir, slices_by_folder
-from gliomics.data.slices import read_images, read_masks
 from gliomics.errors import GliomicsError, ValidationFailed
-from gliomics.features import ALL_COLUMNS, FEATURE_COLUMNS, patient_features
+from gliomics.features import ALL_COLUMNS, FEATURE_COLUMNS
+from gliomics.features.cohort import cohort_rows
 from gliomics.features.patient import feature_settings
 from gliomics.progress import progress
 from gliomics.report.features_plots import feature_histograms
@@ -29,52 +26,10 @@ from gliomics.validation.gx import run_checks
 MASK_SOURCES = ("truth", "predicted")
 
 
-def load_patient(slices) -> tuple[np.ndarray, np.ndarray]:
-    """Stack one patient's images ``(n, 256, 256, 3)`` uint8 and masks ``(n, 256, 256)`` bool.
-
-    Every slice is read and checked by :mod:`gliomics.data.slices`, tumour-free
-    ones too (about 0.2 ms a slice), so that ``features`` refuses exactly the
-    slices ``evaluate``, ``segment`` and ``analyze`` refuse (images first, then
-    masks, as ``evaluate``). Only tumour slices' pixels enter any feature.
-    """
-    missing = [s for s in slices if s.mask is None or s.image is None]
-    if missing:
-        s = missing[0]
-        raise GliomicsError(f"{s.image or s.mask}: slice {s.slice} of {s.folder} has no "
-                            f"{'mask' if s.mask is None else 'image'}")
-    images = read_images(s.image for s in slices)
-    masks = read_masks(s.mask for s in slices)
-    return images, masks
-
-
-def _patient_row(job) -> dict:
-    slices, settings = job
-    images, masks = load_patient(slices)
-    return {"patient": slices[0].patient, "folder": slices[0].folder, **patient_features(images, masks, **settings)}
-
-
 def compute_table(root: Path, params: FeaturesParams, progress_callback=None, *, workers: int | None = None):
     """The features table of every patient folder under ``root`` (one process per core)."""
-    workers = workers or os.cpu_count() or 1
-
-    by_folder = slices_by_folder(root)
-    settings = feature_settings(params)
-    jobs = [(by_folder[folder], settings) for folder in sorted(by_folder)]
-    rows = []
-    # Processes, not threads: the feature code makes many small NumPy calls
-    # that hold the GIL. Fork shares the already-imported libraries.
-    # A worker's GliomicsError (a bad slice) comes back pickled as itself: one line for the CLI. The
-    # patients not yet started are cancelled rather than computed for nothing.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=context) as pool:
-        try:
-            for i, row in enumerate(pool.map(_patient_row, jobs), 1):
-                rows.append(row)
-                if progress_callback:
-                    progress_callback(i, len(jobs))
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    rows = cohort_rows(slices_by_folder(root), feature_settings(params), progress_callback,
+                       workers=workers or os.cpu_count() or 1)
     table = pd.DataFrame(rows, columns=["patient", "folder", *ALL_COLUMNS])
     clinical_path = root / CLINICAL_FILE
     if clinical_path.exists():
