@@ -6,6 +6,7 @@ this module by its path beside them, not as a package.
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import shutil
@@ -131,3 +132,26 @@ def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path
         print(f"segmenter as slice classifier, {name}: accuracy {summary['accuracy']:.3f}, ROC AUC "
               f"{summary['roc_auc']:.3f} at {value:.3f}", flush=True)
     return result
+
+
+def shipping_parser(description: str, what: str, *, model: str, train_reports: str) -> argparse.ArgumentParser:
+    """The options both shipping benchmarks take: the trained model, where its 16-bit copy goes, the cohort, the
+    split, the output folder (``benchmarks/results/shipped_<what>_<date>``) and the training run's reports."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default=model, help="the trained model folder")
+    parser.add_argument("--ship", required=True, help="where the 16-bit copy goes (replaced)")
+    parser.add_argument("--data", default="data/raw")
+    parser.add_argument("--splits", default="reports/split/splits.csv")
+    parser.add_argument("--out", default=f"benchmarks/results/shipped_{what}_{time.strftime('%Y-%m-%d')}")
+    parser.add_argument("--train-reports", default=train_reports, help="the training run's reports (model card)")
+    return parser
+
+
+def ship_copy(model: str, ship: Path) -> dict:
+    """Export the trained ``model`` to ``ship`` for shipping (float32 compute, 16-bit weights); its storage
+    numbers."""
+    from gliomics.training.export import export_model
+
+    storage = export_model(model, ship, half=True)
+    print(f"shipped copy (float32 compute, 16-bit weights): {storage}", flush=True)
+    return storage

@@ -22,7 +22,6 @@ and writes ``summary.json`` and the model card (``--ship``/README.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -31,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (LICENCE, cpu_description, flair_only_copy, project_out_dir, run_logged,  # noqa: E402
-                     segmenter_as_slice_classifier, training_run)
+                     segmenter_as_slice_classifier, ship_copy, shipping_parser,
+                     training_run)
 
 SCORES = ("threshold", "accuracy", "roc_auc", "sensitivity", "specificity", "f1", "n_slices", "n_patients")
 
@@ -125,15 +125,10 @@ def max_prob_change(a: Path, b: Path) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/classifier", help="the trained model folder")
-    parser.add_argument("--ship", required=True, help="where the 16-bit copy goes (replaced)")
+    parser = shipping_parser(__doc__.splitlines()[0], "classifier", model="models/classifier",
+                             train_reports="reports/classifier/train")
     parser.add_argument("--segmenter", default="models/pretrained/lgg-segmenter",
                         help="the segmenter whose slice score is compared, and that analyze uses")
-    parser.add_argument("--data", default="data/raw")
-    parser.add_argument("--splits", default="reports/split/splits.csv")
-    parser.add_argument("--out", default=f"benchmarks/results/shipped_classifier_{time.strftime('%Y-%m-%d')}")
-    parser.add_argument("--train-reports", default="reports/classifier/train", help="the training run's reports")
     args = parser.parse_args()
     out = project_out_dir("bench_shipped_classifier", args.out)
     if out is None:
@@ -143,11 +138,9 @@ def main() -> int:
     from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
     from gliomics.io import write_json
     from gliomics.tracking import dvc_data_hash
-    from gliomics.training.export import export_model
 
     ship = Path(args.ship)
-    storage = export_model(args.model, ship, half=True)
-    print(f"shipped copy (float32 compute, 16-bit weights): {storage}", flush=True)
+    storage = ship_copy(args.model, ship)
     data = Path(args.data)
     test = sorted(pd.read_csv(args.splits).query("part == 'test'")["patient"].astype(str))
     on_test = ["--split", args.splits, "--part", "test"]

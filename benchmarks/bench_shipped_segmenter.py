@@ -19,7 +19,6 @@ and writes ``summary.json`` and ``per_patient.csv`` (one column per configuratio
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -31,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (LICENCE, cpu_description, flair_only_copy, project_out_dir, run_logged,  # noqa: E402
-                     segmenter_as_slice_classifier, training_run)
+                     segmenter_as_slice_classifier, ship_copy, shipping_parser,
+                     training_run)
 
 def write_card(ship: Path, summary: dict, train: dict, merged, data_hash: str) -> Path:
     """``ship/README.md``: what the shipped segmenter is, how it was trained and scored, how to train it again."""
@@ -161,13 +161,8 @@ def post_processing_ablation(model: str, data: Path, splits: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/segmenter", help="the trained float32 model folder")
-    parser.add_argument("--ship", required=True, help="where the 16-bit copy goes (replaced)")
-    parser.add_argument("--data", default="data/raw")
-    parser.add_argument("--splits", default="reports/split/splits.csv")
-    parser.add_argument("--out", default=f"benchmarks/results/shipped_segmenter_{time.strftime('%Y-%m-%d')}")
-    parser.add_argument("--train-reports", default="reports/train", help="the training run's reports (model card)")
+    parser = shipping_parser(__doc__.splitlines()[0], "segmenter", model="models/segmenter",
+                             train_reports="reports/train")
     args = parser.parse_args()
     out = project_out_dir("bench_shipped_segmenter", args.out)
     if out is None:
@@ -177,8 +172,7 @@ def main() -> int:
     from gliomics.training.export import export_model
 
     ship = Path(args.ship)
-    storage = export_model(args.model, ship, half=True)
-    print(f"shipped copy (float32 compute, 16-bit weights): {storage}", flush=True)
+    storage = ship_copy(args.model, ship)
 
     splits = pd.read_csv(args.splits)
     test = sorted(splits.loc[splits["part"] == "test", "patient"].astype(str))
