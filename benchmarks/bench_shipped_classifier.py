@@ -106,6 +106,9 @@ models/pretrained/lgg-slice-classifier` exports and scores it as below.
 | shipped, pre/post replaced by FLAIR | {r["16bit_flair_only"]["accuracy"]:.3f} | {r["16bit_flair_only"]["roc_auc"]:.3f} | {r["16bit_flair_only"]["sensitivity"]:.3f} | {r["16bit_flair_only"]["specificity"]:.3f} |
 | the shipped segmenter's slice score (threshold {seg["threshold"]:.3f} from validation) | {seg["accuracy"]:.3f} | {seg["roc_auc"]:.3f} | {seg["sensitivity"]:.3f} | {seg["specificity"]:.3f} |
 
+{"The segmenter's own slice score classifies these slices better than this model" if seg["accuracy"] > r["16bit"]["accuracy"] else "This model classifies these slices better than the segmenter's own slice score"}
+(accuracy {seg["accuracy"]:.3f} vs {r["16bit"]["accuracy"]:.3f}); the gate stays off by default.
+
 ## Limits
 - A slice counts as tumour from one mask pixel on: the smallest tumour specks are the hardest slices.
 - Trained on TCGA-LGG (five TCGA sites); other scanners and protocols are untested. A research tool, not a
