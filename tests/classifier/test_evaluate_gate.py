@@ -106,6 +106,7 @@ def test_gated_probabilities_match_ungated_on_kept_slices(small_cohort, stub_seg
     assert not gated[~keep].any() and full[~keep].any()
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_segment_gate_skips_negative_slices(small_cohort, stub_segmenter, stub_classifier, tmp_path):
     import tifffile
 

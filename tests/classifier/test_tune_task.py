@@ -34,6 +34,7 @@ def make_task(small_cohort, inputs, **space):
     return ClassifierTask(small_cohort, manifest, splits, base, tune, store_root=root / "stores")
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_one_low_and_one_full_trial_through_the_search(small_cohort, inputs, tmp_path):
     import optuna
 

@@ -56,6 +56,7 @@ def test_an_ensemble_is_the_mean_of_its_members():
     assert describe_models(["a", "b"]) == "a + b" and describe_models("a") == "a"
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_ensembles_and_tta_through_the_stages(small_cohort, tmp_path):
     """evaluate with two models (the same one twice = itself) and TTA; members of another preprocessing refused."""
     import gliomics  # noqa: F401

@@ -119,6 +119,7 @@ def test_register_params_reject_an_unknown_policy():
 # register -> promote -> models, end to end on one store
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_register_promote_and_list(small_cohort, splits, tmp_path, capsys):
     from mlflow import MlflowClient
 
@@ -224,6 +225,7 @@ def test_mirror_unchanged_when_nothing_changed(small_cohort, splits, tmp_path):
     assert sync_mirror(NAME, alias="nobody", mirror_dir=tmp_path / "registry") is None
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_register_from_local_copy_when_the_run_is_gone(small_cohort, splits, tmp_path):
     """best.json's run is not in this store (e.g. a fresh store): the local model_dir is logged and registered."""
     from gliomics.stages.register import run_register

@@ -18,6 +18,7 @@ def tiny_params(**overrides) -> ClassifierParams:
     return ClassifierParams(**{**TINY_FIT, "model": TINY, "steps_per_epoch": 2, **overrides})
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_fit_classifier_history_and_exact_resume(store32, tmp_path):
     from gliomics.training.fit import fit_classifier
 
@@ -80,6 +81,7 @@ def stage_inputs(small_cohort, tmp_path_factory):
     return root, manifest, splits, patients
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_train_classifier_stage_end_to_end(small_cohort, stage_inputs, tmp_path):
     import mlflow
 

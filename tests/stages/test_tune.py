@@ -34,6 +34,7 @@ def nested_runs(parent_ids=None):
             and (parent_ids is None or r.data.tags["mlflow.parentRunId"] in parent_ids)]
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_tiny_study_end_to_end(tune_inputs, tmp_path):
     import optuna
 

@@ -112,6 +112,7 @@ def test_grid_budget_runs_each_point_once_despite_a_failure_and_a_killed_trial(t
 # ------------------------------------------------------------------ end to end
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_grid_study_without_full_phase(tune_inputs, tmp_path, capsys):
     import mlflow
 
@@ -181,6 +182,7 @@ CLASSIFIER_TUNE = {"study_name": "cls", "n_trials": 2, "sampler": "grid", "promo
                                     "steps_per_epoch": 2}}
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_classifier_search_end_to_end_and_registrable(tune_inputs, tmp_path, capsys):
     from gliomics.cli import main
     from gliomics.models.gate import load_classifier

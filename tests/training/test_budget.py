@@ -76,6 +76,7 @@ def test_calibration_times_the_real_model_and_validation(store32):
     assert calibration.seconds >= calibration.seconds_per_step * 2 + calibration.val_seconds
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_train_stage_logs_the_length_and_replays_with_steps(small_cohort, tmp_path, capsys):
     from gliomics.stages.train import run_train
     from tests.helpers import validate_and_split

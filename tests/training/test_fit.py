@@ -19,6 +19,7 @@ def tiny_params(**overrides) -> TrainParams:
     return TrainParams(**{**TINY_FIT, "model": TINY, "steps_per_epoch": 3, **overrides})
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_killed_and_resumed_run_ends_with_the_same_weights(store32, tmp_path):
     from gliomics.training.fit import fit_segmenter
 
@@ -79,6 +80,7 @@ def test_history_columns_schedule_and_early_stopping(store32, tmp_path):
     assert 0.0 <= result.best_val_dice_3d <= 1.0
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_bf16_and_xla_train(store32, tmp_path):
     import tensorflow as tf
 
@@ -146,6 +148,7 @@ def _run(small_cohort, stage_inputs, out, **kwargs):
                      checkpoint_dir=out / "ckpt", reports_dir=out / "reports", profile="demo", **kwargs)
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path, monkeypatch):
     import mlflow
 
@@ -191,6 +194,7 @@ def test_run_train_end_to_end(small_cohort, stage_inputs, tmp_path, monkeypatch)
     np.testing.assert_allclose(np.asarray(pyfunc.predict(x)), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_run_train_is_seeded(small_cohort, stage_inputs, tmp_path):
     first = _run(small_cohort, stage_inputs, tmp_path / "one", log_mlflow=False)
     second = _run(small_cohort, stage_inputs, tmp_path / "two", log_mlflow=False)
