@@ -70,6 +70,7 @@ def choice_at(threshold: float) -> ThresholdChoice:
                            n_val_slices=10, val_patients=("TCGA_X",))
 
 
+@pytest.mark.slow  # 10+ s (a model trained, saved or registered): `make test` only
 def test_stored_threshold_round_trips_and_evaluate_uses_it(small_cohort, tmp_path):
     from gliomics.models.gate import load_classifier
     from gliomics.stages.evaluate_classifier import run_evaluate_classifier

@@ -70,6 +70,7 @@ def test_16_bit_storage_refuses_what_is_not_a_model_folder(tmp_path):
         store_weights_in_16_bits(tmp_path)
 
 
+@pytest.mark.slow  # 10+ s (a model trained, saved or registered): `make test` only
 def test_export_of_a_slice_classifier_keeps_its_task_threshold_and_area(tmp_path):
     from gliomics.models import build_from_config
     from gliomics.models.gate import load_classifier

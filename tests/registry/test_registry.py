@@ -209,6 +209,7 @@ def test_register_promote_and_list(small_cohort, splits, tmp_path, capsys):
     assert [v["version"] for v in list_versions(NAME)] == [1, 2, 3]
 
 
+@pytest.mark.slow  # 10+ s (a model trained, saved or registered): `make test` only
 def test_mirror_unchanged_when_nothing_changed(small_cohort, splits, tmp_path):
     """Re-promoting the champion rewrites nothing, so DVC stages depending on the mirror do not re-run."""
     from gliomics.registry.promote import promote, sync_mirror
@@ -261,6 +262,7 @@ def test_register_bad_inputs(small_cohort, splits, tmp_path):
     assert not (tmp_path / "reg").exists()
 
 
+@pytest.mark.slow  # 10+ s (a model trained, saved or registered): `make test` only
 def test_segment_defaults_to_the_champion_and_says_how_to_promote(small_cohort, splits, tmp_path, capsys):
     from gliomics.cli import build_parser
     from gliomics.stages.register import run_register
