@@ -52,23 +52,23 @@ def cohort_rows(by_folder: dict, settings: dict, progress_callback=None, *, work
     jobs = [(by_folder[folder], settings) for folder in sorted(by_folder)]
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
-        rows = []
-        for i, job in enumerate(jobs, 1):
-            rows.append(patient_row(job))
-            if progress_callback:
-                progress_callback(i, len(jobs))
-        return rows
+        return _collect(map(patient_row, jobs), len(jobs), progress_callback)
     # Processes, not threads: the feature code makes many small NumPy calls that hold the GIL.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    rows = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
-            for i, row in enumerate(pool.map(patient_row, jobs), 1):
-                rows.append(row)
-                if progress_callback:
-                    progress_callback(i, len(jobs))
+            return _collect(pool.map(patient_row, jobs), len(jobs), progress_callback)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return rows
+
+
+def _collect(rows, n: int, progress_callback) -> list[dict]:
+    """The rows of an iterator of ``n`` patients, reporting each to ``progress_callback(i, n)``."""
+    collected = []
+    for i, row in enumerate(rows, 1):
+        collected.append(row)
+        if progress_callback:
+            progress_callback(i, n)
+    return collected
