@@ -90,7 +90,7 @@ def resolve_default_outputs(args) -> None:
     re-run finds) the place the command will really write."""
     command = args.command
     if command == "train":
-        suffix = layout.fold_suffix(args.fold)
+        suffix = layout.fold_suffix(args.fold, args.final)
         args.out = args.out or f"{layout.SEGMENTER}{suffix}"
         args.checkpoints = args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}"
         args.reports = args.reports or f"{layout.TRAIN_REPORTS}{suffix}"
@@ -255,15 +255,14 @@ def cmd_train(args) -> int:
     settings = params.train_settings()
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
-    suffix = layout.fold_suffix(args.fold)
-    folders = {"out_dir": args.out or f"{layout.SEGMENTER}{suffix}",
-               "checkpoint_dir": args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}",
-               "reports_dir": args.reports or f"{layout.TRAIN_REPORTS}{suffix}"}
+    resolve_default_outputs(args)
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
-                        log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, **folders)
+                        log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, final=args.final,
+                        out_dir=args.out, checkpoint_dir=args.checkpoints, reports_dir=args.reports)
+    score = ("last epoch's 3D Dice on fold {} (trained on) {:.3f}".format(settings.val_fold, summary["best_val_dice_3d"])
+             if args.final else f"best validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}")
     print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
-          f"{summary['seconds']:.0f} s; best validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}; "
-          f"model: {folders['out_dir']} and {summary['model_uri']}")
+          f"{summary['seconds']:.0f} s; {score}; model: {args.out} and {summary['model_uri']}")
     return 0
 
 
@@ -623,14 +622,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "(never the test patients), checkpoint every epoch, log everything to MLflow.")
     _add_cohort_args(p)
     p.add_argument("--out", help="local MLflow model folder (default: models/segmenter, "
-                   "models/segmenter-fold<k> with --fold)")
+                   "models/segmenter-fold<k> with --fold, models/segmenter-final with --final)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     p.add_argument("--steps", type=int, help="train exactly this many steps (a multiple of steps_per_epoch) instead "
                    "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
     p.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/train, checkpoints/train-fold<k>)")
     p.add_argument("--reports", help="reports folder (default: reports/train, reports/train-fold<k>)")
-    p.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
-                   "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
+    fit = p.add_mutually_exclusive_group()
+    fit.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
+                     "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
+    fit.add_argument("--final", action="store_true", help="final fit, once the recipe is chosen: train on every "
+                     "cross-validation fold (never the test part) and keep the last epoch; train.val_fold is "
+                     "scored for progress only (default folders: models/segmenter-final, ...-final)")
     _add_no_mlflow_arg(p)
     _add_force_arg(p)
     p.set_defaults(func=cmd_train)

@@ -66,6 +66,7 @@ def validate_elsewhere(data) -> Path:
     return REPORTS / f"validate-{Path(data).resolve().name}"
 
 
-def fold_suffix(fold: int | None) -> str:
-    """``-fold<k>`` for a fold model's folders (``models/segmenter-fold2``), ``""`` for the pipeline's."""
-    return "" if fold is None else f"-fold{fold}"
+def fold_suffix(fold: int | None, final: bool = False) -> str:
+    """``-fold<k>`` for a fold model's folders (``models/segmenter-fold2``), ``-final`` for a final fit's
+    (``models/segmenter-final``, trained on every fold), ``""`` for the pipeline's."""
+    return "-final" if final else "" if fold is None else f"-fold{fold}"

@@ -22,10 +22,11 @@ def progress(description: str, total: int) -> Iterator[Callable[[int, int], None
         yield update
 
 
-def epoch_line(section: str, epoch: int, epochs: int, row: dict, monitor: str, best: tuple[float, int]) -> str:
-    """One progress line per validated epoch (printed whether or not the output is a terminal)."""
+def epoch_line(section: str, epoch: int, epochs: int, row: dict, monitor: str, best: tuple[float, int] | None) -> str:
+    """One progress line per validated epoch (printed whether or not the output is a terminal); ``best`` None
+    for a final fit, whose monitored patients are trained on and whose last epoch is kept."""
     loss = row.get("loss", math.nan)
     score = row.get(monitor, math.nan)
+    kept = "(trained on; last epoch kept)" if best is None else f"(best {best[0]:.3f} at epoch {best[1]})"
     return (f"{section}: epoch {epoch}/{epochs}  loss {float(loss):.4f}  {monitor} {float(score):.3f}  "
-            f"(best {best[0]:.3f} at epoch {best[1]})  {float(row.get('seconds', 0)):.0f}+"
-            f"{float(row.get('val_seconds', 0)):.0f} s")
+            f"{kept}  {float(row.get('seconds', 0)):.0f}+{float(row.get('val_seconds', 0)):.0f} s")

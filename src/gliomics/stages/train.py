@@ -2,7 +2,10 @@
 
 Patients: the split's cross-validation folds other than ``val_fold`` train,
 fold ``val_fold`` validates (and selects the best epoch); the ``test`` part
-is never read. Slices come from the cached array store
+is never read. A final fit (``final=True``, ``gliomics train --final``), once
+the recipe is chosen on validation, trains on every cross-validation fold:
+fold ``val_fold`` is then scored each epoch only to show progress (those
+patients are trained on) and the last epoch's weights are the model. Slices come from the cached array store
 (:mod:`gliomics.data.arrays`, built or reused at ``store_dir`` with the
 profile's ``image_size`` and ``prefilter``).
 
@@ -86,7 +89,7 @@ def plot_overlays(store, scores: dict, path, n_patients: int = OVERLAY_PATIENTS)
 def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_dir=layout.SEGMENTER,
               store_dir=layout.ARRAYS, checkpoint_dir=layout.TRAIN_CHECKPOINTS, reports_dir=layout.TRAIN_REPORTS,
               resume: bool = False, log_mlflow: bool = True, profile: str | None = None,
-              steps: int | None = None, progress_lines: bool = True) -> dict:
+              steps: int | None = None, progress_lines: bool = True, final: bool = False) -> dict:
     """Train the segmenter of ``params``; write reports and model; return the summary.
 
     The run's length: ``steps`` training steps when given (``--steps``, e.g. to replay a budgeted run),
@@ -99,20 +102,26 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
     ``model_dir``, ``best_val_dice_3d``, ``best_epoch``, ``epochs_run``,
     ``stopped_early``, ``resumed_from``, ``seconds``, ``seconds_per_image``,
     ``val_seconds_per_image``, ``precision``, ``n_train_patients``,
-    ``n_val_patients``, ``image_size``.
+    ``n_val_patients``, ``image_size``, ``final_fit``.
     """
     started = time.perf_counter()
     reports_dir, out_dir = Path(reports_dir), Path(out_dir)
     check_settings(params, f"train.{profile}" if profile else "train")
     store, train_patients, val_patients, preprocessing = open_training_store(data_dir, manifest_csv, splits_csv,
                                                                              store_dir, params)
+    if final:
+        train_patients = sorted(train_patients + val_patients)
+        if progress_lines:
+            print(f"train: final fit on {len(train_patients)} patients (every cross-validation fold); fold "
+                  f"{params.val_fold}'s Dice below is on patients seen in training; the last epoch is kept",
+                  file=sys.stderr, flush=True)
     budgeted = params
     params, length = training_length("train", SEGMENTATION, store, train_patients, val_patients, params, steps=steps,
                                      checkpoint_dir=checkpoint_dir, resume=resume, announce=progress_lines)
 
     run_params = {**flatten_params(budgeted), "profile": profile or "", "seed": params.seed,
                   "n_train_patients": len(train_patients), "n_val_patients": len(val_patients),
-                  "resume": resume, **{f"length.{k}": v for k, v in length.items()}}
+                  "resume": resume, "final_fit": final, **{f"length.{k}": v for k, v in length.items()}}
     with optional_stage_run(log_mlflow, "train", data_dir=data_dir, params=run_params, profile=profile) as run:
         mlflow = None
         if run is not None:
@@ -128,11 +137,11 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
             if not math.isnan(score) and score > best[0]:
                 best[:] = [score, epoch]
             if announce and progress_lines:
-                print(epoch_line("train", epoch, params.epochs, row, "val_dice_3d", tuple(best)),
+                print(epoch_line("train", epoch, params.epochs, row, "val_dice_3d", None if final else tuple(best)),
                       file=sys.stderr, flush=True)
 
         result = fit_segmenter(store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
-                               resume=resume, on_epoch_end=log_epoch)
+                               resume=resume, on_epoch_end=log_epoch, final=final)
         history = result.history
         if mlflow is not None:  # epochs done before a resume belong in this run too
             for row in history.to_dict("records")[:result.resumed_from]:
@@ -151,6 +160,7 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
             "image_size": store.image_size,
             "total_steps": length["total_steps"],
             "length_source": length["source"],
+            "final_fit": final,  # then best_val_dice_3d is the last epoch's, on patients trained on
         }
 
         scores = score_patients(store, predict_patients(result.model, store, val_patients, params.batch_size))
@@ -159,7 +169,7 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
         curves = plot_learning_curves(history, reports_dir / "learning_curves.png")
         overlays = plot_overlays(store, scores, reports_dir / "overlays.png")
         extra = {"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
-                 "profile": profile or "", "val_fold": params.val_fold}
+                 "profile": profile or "", "val_fold": params.val_fold, "final_fit": final}
         save_segmenter(result.model, preprocessing, result.model_config, out_dir, **extra)
 
         run_id = model_uri = None

@@ -4,7 +4,8 @@ At the end of every epoch, in this order: the task's validation (per-patient
 3D Dice for a segmenter, :func:`gliomics.training.validation.validate_patients`; ROC
 AUC and accuracy for a classifier; :mod:`gliomics.training.tasks`), the
 history row, best weights (kept when the task's ``monitor`` column, e.g.
-``val_dice_3d``, strictly improves), the checkpoint
+``val_dice_3d``, strictly improves; every epoch's when the loop keeps the last
+epoch, a final fit whose monitored patients are trained on), the checkpoint
 (:mod:`gliomics.training.checkpoint`), early stopping, then the user's
 ``on_epoch_end(epoch, row)``. The user hook therefore runs after the epoch is
 safely on disk: an exception there (a simulated kill) loses nothing.
@@ -67,7 +68,8 @@ class EpochEnd(tf.keras.callbacks.Callback):
         })
         loop.history.append(row)
         score = row[loop.monitor]
-        if loop.best_epoch == 0 or (not math.isnan(score) and (math.isnan(loop.best_score) or score > loop.best_score)):
+        improved = not math.isnan(score) and (math.isnan(loop.best_score) or score > loop.best_score)
+        if loop.keep_last or loop.best_epoch == 0 or improved:
             loop.best_score, loop.best_epoch = score, number
             loop.best_weights = self.model.get_weights()
         stop = number - loop.best_epoch >= loop.patience

@@ -182,7 +182,7 @@ def check_settings(params: TrainParams, section: str = "train") -> None:
     Augment.from_params(params.augment)
 
 
-def _check(params: TrainParams, train_patients, val_patients, section: str = "train") -> None:
+def _check(params: TrainParams, train_patients, val_patients, section: str = "train", final: bool = False) -> None:
     for name in ("batch_size", "epochs", "steps_per_epoch", "early_stopping_patience"):
         value = getattr(params, name)
         if value < 1:
@@ -192,7 +192,10 @@ def _check(params: TrainParams, train_patients, val_patients, section: str = "tr
     if not val_patients:
         raise GliomicsError("no validation patients")
     overlap = sorted(set(train_patients) & set(val_patients))
-    if overlap:
+    if final and set(val_patients) - set(train_patients):
+        raise GliomicsError("a final fit monitors patients it trains on; these are not trained on: "
+                            + ", ".join(sorted(set(val_patients) - set(train_patients))))
+    if overlap and not final:
         raise GliomicsError(f"patients both in training and validation: {', '.join(overlap)}")
     if params.xla and xla_cannot_train(params.model):
         raise GliomicsError(f"{section}.xla: XLA cannot train {params.model.get('arch')} on this CPU (TensorFlow has "
@@ -224,6 +227,7 @@ class _Loop:
     fingerprint: str
     on_epoch_end: Callable | None
     task: object = None  # a gliomics.training.tasks task; None: segmentation
+    keep_last: bool = False  # a final fit: the last epoch is the model (no epoch selection, no early stop)
     history: list = field(default_factory=list)
     best_score: float = math.nan
     best_epoch: int = 0
@@ -276,7 +280,7 @@ def build_model(params: TrainParams, image_size: int, precision: str):
 
 def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, checkpoint_dir,
                   resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
-                  verbose: int = 0) -> FitResult:
+                  verbose: int = 0, final: bool = False) -> FitResult:
     """Train a segmenter on ``train_patients`` of ``store`` (an ArrayStore or its folder).
 
     ``checkpoint_dir`` receives a checkpoint after every epoch. With
@@ -285,9 +289,13 @@ def fit_segmenter(store, train_patients, val_patients, params: TrainParams, *, c
     ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint
     (``epoch`` 1-based, ``row`` the history row); an exception it raises
     stops training and propagates (the checkpoint is already written).
+
+    ``final=True`` is the fit after the recipe is chosen: ``val_patients`` are
+    among ``train_patients`` (scored each epoch only to show progress), the
+    last epoch's weights are the model, and nothing stops early.
     """
     return fit_model(SEGMENTATION, store, train_patients, val_patients, params, checkpoint_dir=checkpoint_dir,
-                     resume=resume, on_epoch_end=on_epoch_end, verbose=verbose)
+                     resume=resume, on_epoch_end=on_epoch_end, verbose=verbose, final=final)
 
 
 def fit_classifier(store, train_patients, val_patients, params, *, checkpoint_dir, resume: bool = False,
@@ -318,11 +326,11 @@ def _open_store(store):
 
 def fit_model(task, store, train_patients, val_patients, params: TrainParams, *, checkpoint_dir,
               resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None,
-              verbose: int = 0) -> FitResult:
+              verbose: int = 0, final: bool = False) -> FitResult:
     """The training loop for ``task`` (:mod:`gliomics.training.tasks`); see :func:`fit_segmenter`."""
     store = store if isinstance(store, ArrayStore) else open_array_store(store)
     train_patients, val_patients = list(train_patients), list(val_patients)
-    _check(params, train_patients, val_patients, "train" if task.name == "segmenter" else task.name)
+    _check(params, train_patients, val_patients, "train" if task.name == "segmenter" else task.name, final)
     augment = Augment.from_params(params.augment)  # checks the keys before any work
     precision = resolve_precision(params.precision)
     checkpoint_dir = Path(checkpoint_dir)
@@ -346,7 +354,7 @@ def fit_model(task, store, train_patients, val_patients, params: TrainParams, *,
 
     loop = _Loop(store=store, val_patients=val_patients, batch_size=params.batch_size, epochs=params.epochs,
                  patience=params.early_stopping_patience, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint,
-                 on_epoch_end=on_epoch_end, task=task)
+                 on_epoch_end=on_epoch_end, task=task, keep_last=final)
     start_epoch = 0
     if state is not None:
         optimizer.build(model.trainable_variables)
