@@ -5,10 +5,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gliomics import layout
-from gliomics.cli import build_parser
+from gliomics.cli import build_parser, resolve_default_outputs
 from tests.conftest import PROJECT
 
 PATHS = {value for value in vars(layout).values() if isinstance(value, Path)}
@@ -63,3 +64,14 @@ def test_computed_defaults_match_the_pipeline():
     assert str(layout.features_table("predicted")) == "reports/features/features_predicted.csv"
     assert f"{layout.SEGMENTER}{layout.fold_suffix(2)}" == "models/segmenter-fold2"
     assert layout.fold_suffix(None) == ""
+    assert f"{layout.SEGMENTER}{layout.fold_suffix(None, final=True)}" == "models/segmenter-final"
+
+
+def test_train_output_defaults_follow_fold_and_final():
+    for argv, suffix in ((["train"], ""), (["train", "--fold", "3"], "-fold3"), (["train", "--final"], "-final")):
+        args = build_parser().parse_args(argv)
+        resolve_default_outputs(args)
+        assert (args.out, args.checkpoints, args.reports) == (
+            f"models/segmenter{suffix}", f"checkpoints/train{suffix}", f"reports/train{suffix}")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--final", "--fold", "1"])

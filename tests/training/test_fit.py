@@ -80,6 +80,31 @@ def test_history_columns_schedule_and_early_stopping(store32, tmp_path):
     assert 0.0 <= result.best_val_dice_3d <= 1.0
 
 
+def test_final_fit_keeps_the_last_epoch_and_never_stops_early(store32, tmp_path):
+    from gliomics.errors import GliomicsError
+    from gliomics.training.checkpoint import LAST
+    from gliomics.training.fit import fit_segmenter
+
+    store, train, val = store32
+    everyone = sorted(train + val)
+    # Patience 1 with lr 0 stops an ordinary fit after epoch 2 (above); a final fit runs all 3 epochs and its
+    # model is the last epoch's, whatever the monitored (trained-on) patients score.
+    params = tiny_params(epochs=3, early_stopping_patience=1, learning_rate=0.0, schedule="constant",
+                         model={**TINY, "batch_norm": False})
+    result = fit_segmenter(store, everyone, val, params, checkpoint_dir=tmp_path, final=True)
+    assert result.epochs_run == 3 and not result.stopped_early and result.best_epoch == 3
+    with np.load(tmp_path / LAST / "weights.npz") as last:
+        for key, weights in zip(sorted(last.files), result.model.get_weights(), strict=True):
+            np.testing.assert_array_equal(last[key], weights)
+    learning = fit_segmenter(store, everyone, val, tiny_params(epochs=2), checkpoint_dir=tmp_path / "b", final=True)
+    assert learning.best_epoch == 2 and learning.best_val_dice_3d == learning.history["val_dice_3d"].iloc[-1]
+
+    with pytest.raises(GliomicsError, match="not trained on: " + val[0]):
+        fit_segmenter(store, train, val, params, checkpoint_dir=tmp_path / "c", final=True)
+    with pytest.raises(GliomicsError, match="both in training and validation"):
+        fit_segmenter(store, everyone, val, params, checkpoint_dir=tmp_path / "d")
+
+
 @pytest.mark.slow  # an end-to-end stage run: `make test`, not `make test-fast`
 def test_bf16_and_xla_train(store32, tmp_path):
     import tensorflow as tf
