@@ -15,6 +15,7 @@ from gliomics.report import html as h
 from gliomics.report.agreement import agreement_table, surviving_associations
 from gliomics.report.methods import methods_paragraphs
 from gliomics.report.patient import feature_percentiles, statement_text, typical_levels
+from gliomics.report.sections import activation_pooling_table
 from gliomics.stats.agreement import feature_agreement, icc_3_1
 
 SHROUT_FLEISS = np.array([  # Shrout & Fleiss (1979), Table 2: 6 targets x 4 judges
@@ -135,3 +136,19 @@ def test_typical_levels_names_the_level_and_its_auc():
     (between,) = typical_levels({"x": 7.5}, reference, clinical, tests, roc)
     assert between["typical"] == [] and "outside the central 80%" in statement_text(between)
     assert typical_levels({"x": math.nan}, reference, clinical, tests, roc) == []
+
+
+def test_activation_pooling_table_pivots_completed_low_fidelity_trials():
+    trials = pd.DataFrame({
+        "state": ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "COMPLETE"],
+        "fidelity": ["low", "low", "low", "low", "full"],
+        "value": [0.90, 0.94, 0.96, None, 0.99],
+        "param_activation": ["relu", "relu", "relu", "gelu", "relu"],
+        "param_pooling": ["avg", "avg", "max", "max", "max"],
+    })
+    table = activation_pooling_table(trials).set_index("activation")
+    assert list(table.columns) == ["avg", "max"] and list(table.index) == ["gelu", "relu"]
+    assert table.loc["relu", "avg"] == pytest.approx(0.92)  # two trials of one cell: their mean
+    assert table.loc["relu", "max"] == 0.96  # the full-fidelity retrain is not a cell of the table
+    assert table.loc["gelu"].isna().all()  # failed: blank, but the row shows the cell was tried
+    assert activation_pooling_table(trials.drop(columns="param_pooling")).empty

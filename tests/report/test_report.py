@@ -81,11 +81,13 @@ def test_full_report_has_every_section_and_embeds_everything(full_reports, small
     assert "Unet" in segmentation and "importance" in segmentation
     classifier = _section(text, "Slice classifier")
     assert "0.95" in classifier and classifier.count("<img") == 2
+    assert "Activation x pooling" in classifier and "0.954" in classifier and "gelu" in classifier
     agreement = _section(text, "Truth vs predicted masks")
     assert "icc_3_1" in agreement and "0 of 1 associations significant" in agreement
     radiogenomics = _section(text, "Radiogenomics")  # the published findings beside ours, both mask kinds
     assert "Published associations, replicated" in radiogenomics and "Buda 2019" in radiogenomics
     assert "p_bonferroni_predicted" in radiogenomics and "Mazurowski 2017" in radiogenomics
+    assert "direction_truth" in radiogenomics and "best_auc_predicted" in radiogenomics
     methods = _section(text, "Methods")
     assert "seed 42" in methods and "32 grey levels" in methods and "resnet18" in methods  # tune's settings
     assert 'class="sortable"' in text and "addEventListener('click'" in text
@@ -111,7 +113,8 @@ def test_missing_optional_inputs_give_placeholders(stage_reports, small_cohort, 
     assert summary["sections"]["Slice classifier"] is False
     assert summary["sections"]["Truth vs predicted masks"] is False
     assert summary["sections"]["Cohort"] and summary["sections"]["Radiogenomics"]
-    for command in ("gliomics classifier", "gliomics tune", "gliomics register",
+    for command in ("gliomics train-classifier, then gliomics evaluate --task classifier", "gliomics tune",
+                    "gliomics register",
                     "gliomics segment, then gliomics features --masks predicted"):
         assert f"run <code>{command}" in text, command
     for title in SECTIONS:

@@ -298,7 +298,8 @@ def classifier_section(ctx: ReportInputs) -> h.Section:
     mirror = ctx.json(f"registry/{CLASSIFIER}.json")
     if summary is None:
         section.available = False
-        return section.add(h.placeholder("The slice classifier's evaluation", "gliomics classifier",
+        return section.add(h.placeholder("The slice classifier's evaluation",
+                                         "gliomics train-classifier, then gliomics evaluate --task classifier",
                                          missing=[ctx.path("classifier/evaluate/summary.json")]))
     scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
     headline = {k: scalars[k] for k in ("n_slices", "accuracy", "roc_auc", "f1", "sensitivity", "specificity")
@@ -317,7 +318,44 @@ def classifier_section(ctx: ReportInputs) -> h.Section:
     section.add(h.subsection("Confusion matrix and ROC"),
                 ctx.image("classifier/evaluate/confusion_matrix.png", "confusion matrix (test slices)"),
                 ctx.image("classifier/evaluate/roc.png", "ROC curve (test slices)"))
+    section.add(*_activation_pooling(ctx))
     return section
+
+
+def activation_pooling_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The thesis' activation x pooling table from a classifier search's ``trials.csv``: one row per
+    activation, one column per head pooling, the validation ROC AUC of the completed low-fidelity trial of that
+    cell (the mean where a cell ran more than once); NaN where no trial of the cell completed."""
+    done = trials[(trials["state"] == "COMPLETE") & (trials.get("fidelity", "low") == "low")]
+    if done.empty or not {"param_activation", "param_pooling"} <= set(trials.columns):
+        return pd.DataFrame()
+    table = done.pivot_table(index="param_activation", columns="param_pooling", values="value", aggfunc="mean")
+    every = trials.dropna(subset=["param_activation", "param_pooling"])
+    table = table.reindex(index=sorted(every["param_activation"].unique()),
+                          columns=sorted(every["param_pooling"].unique()))
+    table.index.name, table.columns.name = "activation", None
+    return table.reset_index()
+
+
+def _activation_pooling(ctx: ReportInputs) -> list[str]:
+    blocks = [h.subsection("Activation x pooling (the thesis' table)")]
+    trials = ctx.csv("classifier/tune/trials.csv")
+    table = activation_pooling_table(trials) if trials is not None else pd.DataFrame()
+    if table.empty:
+        return blocks + [h.placeholder("The activation x pooling table", "gliomics tune --task classifier",
+                                       missing=[ctx.path("classifier/tune/trials.csv")])]
+    columns = [c for c in table.columns if c != "activation"]
+    epochs = trials.loc[trials["state"] == "COMPLETE", "epochs_run"]
+    blocks.append(h.paragraph(
+        "Validation ROC AUC at the best epoch of each cell's low-fidelity trial (head pooling in the columns), "
+        f"each cell trained for {int(epochs.max()) if len(epochs) else '?'} epochs of the search's budget "
+        "(tune_classifier.<profile>.low_fidelity); one seed per cell, so differences of about 0.01 "
+        "are within the seed-to-seed spread measured in benchmarks/RESULTS.md. Blank: the cell did not "
+        "complete."))
+    best = table[columns].max().max()
+    blocks.append(h.table(table, caption="validation ROC AUC per activation and head pooling",
+                          formats={c: ".3f" for c in columns}, highlight=lambda _c, v: v == best))
+    return blocks
 
 
 # --------------------------------------------------------------------- radiogenomics
@@ -412,16 +450,19 @@ def _replication(ctx: ReportInputs, section: h.Section, folder: str) -> None:
     predicted_tests = ctx.csv(f"associations/{predicted[0].name}/tests.csv") if predicted else None
     predicted_roc = ctx.csv(f"associations/{predicted[0].name}/roc_auc.csv") if predicted else None
     table = replication_table(truth_tests, ctx.csv(f"{folder}/roc_auc.csv"), predicted_tests, predicted_roc)
-    columns = ["source", "group", "family", "feature", "reported_p", "p_truth", "p_bonferroni_truth",
-               "best_auc_truth"] + (["p_predicted", "p_bonferroni_predicted"] if predicted_tests is not None else [])
+    ours = ["p", "p_bonferroni", "best_auc", "auc_level", "direction"]
+    kinds = ["truth"] + (["predicted"] if predicted_tests is not None else [])
+    columns = ["source", "group", "family", "feature", "reported_p"] + [f"{c}_{k}" for k in kinds for c in ours]
     section.add(h.subsection("Published associations, replicated"))
     section.add(h.paragraph("Each association reported by Mazurowski et al. (2017), Buda et al. (2019) or Kota "
                             "(2024, per histological type), with our exact test on the same feature and cluster "
-                            "family (raw and Bonferroni p; blank: not tested here) and the best one-vs-rest AUC"
+                            "family (raw and Bonferroni p; blank: not tested here) and the best one-vs-rest AUC "
+                            "(its cluster level, and whether the feature is higher or lower there)"
                             + (", on manual and on predicted masks." if predicted_tests is not None else
                                ", on manual masks.")))
     section.add(h.table(table[columns], caption="published p vs ours",
-                        formats={c: _p_format for c in columns if c.startswith("p_")} | {"best_auc_truth": ".3f"}))
+                        formats={c: _p_format for c in columns if c.startswith("p_")}
+                        | {f"best_auc_{k}": ".3f" for k in kinds}))
 
 
 # --------------------------------------------------------------------- agreement
