@@ -110,20 +110,24 @@ def training_run(experiment: str, train_reports: Path) -> dict:
                                                         if k.startswith("params.")}, "metrics": metrics}
 
 
-def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path) -> dict:
-    """Slice classification by the segmenter's largest tumour probability: threshold chosen on the validation
-    fold (0, best accuracy), then scored on the test patients."""
+def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path, validated: bool = True) -> dict:
+    """Slice classification by the segmenter's largest tumour probability, scored on the test patients at 0.5
+    and, with ``validated``, at the threshold chosen on the validation fold (0, best accuracy); a final fit,
+    trained on fold 0, has no validation patients to choose it on."""
     import pandas as pd
 
     from gliomics.training.classification import best_accuracy_threshold
 
     common = ["gliomics", "evaluate", "--task", "classifier", "--from-segmenter", "--data", str(data), "--model",
               model, "--split", splits]
-    run_logged([*common, "--part", "fold0", "--out", str(out / "slices_val")], out / "slices_val.log")
-    val = pd.read_csv(out / "slices_val" / "per_slice.csv")
-    threshold = float(best_accuracy_threshold(val["label"].to_numpy(), val["prob"].to_numpy()))
+    thresholds = [("threshold_0.5", 0.5)]
+    if validated:
+        run_logged([*common, "--part", "fold0", "--out", str(out / "slices_val")], out / "slices_val.log")
+        val = pd.read_csv(out / "slices_val" / "per_slice.csv")
+        thresholds.append(("threshold_validation",
+                           float(best_accuracy_threshold(val["label"].to_numpy(), val["prob"].to_numpy()))))
     result = {}
-    for name, value in (("threshold_0.5", 0.5), ("threshold_validation", threshold)):
+    for name, value in thresholds:
         run_logged([*common, "--part", "test", "--threshold", str(value), "--out", str(out / f"slices_{name}")],
                    out / f"slices_{name}.log")
         summary = json.loads((out / f"slices_{name}" / "summary.json").read_text())

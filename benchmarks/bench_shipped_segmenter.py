@@ -5,6 +5,9 @@ Run in a project clone holding the real cohort and its split (after `gliomics tr
     python benchmarks/bench_shipped_segmenter.py --model models/segmenter \
         --ship ../main/models/pretrained/lgg-segmenter --out benchmarks/results/shipped_segmenter_<date>
 
+or, for the final fit on every cross-validation fold (`gliomics train --final`), ``--model models/segmenter-final
+--train-reports reports/train-final`` (the validation-fold steps below are then skipped: fold 0 is trained on).
+
 1. exports the trained model folder to ``--ship``: float32 compute, weights stored in 16 bits
    (:func:`gliomics.training.export.export_model`);
 2. `gliomics evaluate` on the split's test patients: the model as trained (bf16 compute where it was trained
@@ -41,6 +44,19 @@ def write_card(ship: Path, summary: dict, train: dict, merged, data_hash: str) -
     m = dict(train["metrics"])
     m.setdefault("total_steps", int(m["epochs_run"]) * int(p.get("train.steps_per_epoch", 0)))  # older metrics.json
     configs = summary["configs"]
+    final = bool(m.get("final_fit"))
+    if final:  # gliomics train --final: every cross-validation fold trains, the last epoch is the model
+        patients = (f"""{m["n_train_patients"]} training patients (all five cross-validation folds: the recipe
+  was chosen on fold 0 before, and this final fit adds those patients), {summary["n_test_patients"]} internal test
+  patients never used for training or selection. No patient is left to select an epoch: the last one
+  ({m["epochs_run"]}, at the end of the cosine schedule) is the model.""")
+    else:
+        patients = (f"""{m["n_train_patients"]} training patients (folds 1-4), {m["n_val_patients"]}
+  validation patients (fold 0: selects the epoch), {summary["n_test_patients"]} internal test patients never
+  used for training or selection. The best epoch ({m["best_epoch"]}) by validation per-patient 3D Dice
+  {m["best_val_dice_3d"]:.3f}.""")
+    command = f"gliomics train {'--final ' if final else ''}--steps {m['total_steps']}"
+    trained = "models/segmenter-final --train-reports reports/train-final" if final else "models/segmenter"
     rows = "\n".join(f"| {r.patient} | {r.sequences} | {r.shipped:.3f} | {r.shipped_tta:.3f} | {r.flair_only:.3f} |"
                      for r in merged.rename(columns={"16bit": "shipped", "16bit_tta": "shipped_tta",
                                                      "16bit_flair_only": "flair_only"}).itertuples())
@@ -65,10 +81,7 @@ data is registered.
   {p.get("train.seed", "?")}. {m["train_seconds"] / 60:.0f} min of training ({m["seconds_per_image"]:.3f} s per
   training image).
 - Data: the 88-patient working copy of the dataset, DVC hash `{data_hash}`; patient-level split
-  `reports/split/splits.csv` (seed 42): {m["n_train_patients"]} training patients (folds 1-4), {m["n_val_patients"]}
-  validation patients (fold 0: selects the epoch), {summary["n_test_patients"]} internal test patients never
-  used for training or selection. The best epoch ({m["best_epoch"]}) by validation per-patient 3D Dice
-  {m["best_val_dice_3d"]:.3f}.
+  `reports/split/splits.csv` (seed 42): {patients}
 - MLflow: training run `{train["run_id"]}` (experiment `train` of the project where it was trained).
 - Stored for shipping: float32 compute, weights rounded to float16 (`stored_weights` in the metadata;
   {summary["storage"]["folder_bytes"] / 1e6:.1f} MB). Largest per-patient 3D Dice change on the internal test
@@ -80,9 +93,9 @@ data is registered.
 ```bash
 gliomics ingest /path/to/kaggle_3m && sed -i 's/^profile: demo/profile: cpu/' params.yaml
 dvc repro split                      # validate + the patient-level split (seed 42)
-gliomics train --steps {m["total_steps"]}          # train.cpu for exactly these steps (its budget_minutes would size it to this machine)
+{command}   # train.cpu for exactly these steps (its budget_minutes would size it to this machine)
 ```
-Then `python benchmarks/bench_shipped_segmenter.py --model models/segmenter --ship models/pretrained/lgg-segmenter`
+Then `python benchmarks/bench_shipped_segmenter.py --model {trained} --ship models/pretrained/lgg-segmenter`
 exports and scores it as below.
 
 ## Internal test patients ({summary["n_test_patients"]}, never seen in training or selection)
@@ -191,8 +204,11 @@ def main() -> int:
         results["16bit_flair_only"] = evaluate("16bit_flair_only", str(ship), flair, out, [])
         results["16bit_tta_flair_only"] = evaluate("16bit_tta_flair_only", str(ship), flair, out, ["--tta"])
 
-    slice_classifier = segmenter_as_slice_classifier(str(ship), data, args.splits, out)
-    post_processing = post_processing_ablation(str(ship), data, args.splits)
+    training = training_run("train", Path(args.train_reports))
+    final = bool(training["metrics"].get("final_fit"))
+    slice_classifier = segmenter_as_slice_classifier(str(ship), data, args.splits, out, validated=not final)
+    # A final fit trains on fold 0: no validation patients left to choose the post-processing on.
+    post_processing = None if final else post_processing_ablation(str(ship), data, args.splits)
 
     from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
 
@@ -231,7 +247,7 @@ def main() -> int:
     from gliomics.io import write_json
     from gliomics.tracking import dvc_data_hash
 
-    summary["training"] = training_run("train", Path(args.train_reports))
+    summary["training"] = training
     write_json(out / "summary.json", summary)
     write_card(ship, summary, summary["training"], merged, dvc_data_hash(data))
     print(f"shipped vs trained: max per-patient Dice change {diff:.2e} ({weights_diff:.2e} from the 16-bit weights "
