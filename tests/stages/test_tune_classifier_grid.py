@@ -137,6 +137,9 @@ def test_grid_study_without_full_phase(tune_inputs, tmp_path, capsys):
     assert main(common) == 0  # re-run, n_trials 10 > grid: only the 4th point runs (a 3rd run: none, see above)
     err = capsys.readouterr().err
     assert "grid search over 4 configuration(s)" in err
+    epochs = GRID_TUNE["low_fidelity"]["epochs"]  # a progress line per trial epoch, for the 4th point only
+    assert [line.split()[5] for line in err.splitlines() if line.startswith("tune: [low] trial 3: epoch")] == [
+        f"{e}/{epochs}" for e in range(1, epochs + 1)]
     low = optuna.load_study(study_name=best["study_name"], storage=paths["storage"])
     assert sorted(_points(low)) == sorted(ALL_POINTS) and {t.state.name for t in low.trials} == {"COMPLETE"}
 

@@ -40,6 +40,7 @@ import optuna
 from optuna.trial import TrialState
 
 from gliomics.errors import GliomicsError
+from gliomics.progress import epoch_line
 from gliomics.tuning import space as search_space
 from gliomics.tuning.pruning import EpochReporter
 from gliomics.tuning.study import budget_left, counts, requeue, worker_id
@@ -70,8 +71,14 @@ def make_objective(task, space, fidelity: str, logger: TrialLogger, work_dir, st
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
         folder = trial_dir(work_dir, study_name, trial.number)
-        reporter = EpochReporter(trial, task.metric,
-                                 log=lambda epoch, row: logger.log_epoch(epoch, row, task.epoch_metrics))
+        def log_epoch(epoch: int, row: dict) -> None:
+            logger.log_epoch(epoch, row, task.epoch_metrics)
+            scores = {**reporter.values, epoch: float(row.get(task.metric, math.nan))}
+            best = max(((v, e) for e, v in scores.items() if not math.isnan(v)), default=(math.nan, 0))
+            _echo(epoch_line(f"tune: [{fidelity}] trial {trial.number}", epoch, settings.epochs, row, task.metric,
+                             best))
+
+        reporter = EpochReporter(trial, task.metric, log=log_epoch)
 
         def finish(state, value, error=None):
             epochs = len(reporter.values)
