@@ -255,10 +255,12 @@ def cmd_train(args) -> int:
     settings = params.train_settings()
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
-    resolve_default_outputs(args)
+    suffix = layout.fold_suffix(args.fold, args.final)
+    args.out = args.out or f"{layout.SEGMENTER}{suffix}"
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
                         log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, final=args.final,
-                        out_dir=args.out, checkpoint_dir=args.checkpoints, reports_dir=args.reports)
+                        out_dir=args.out, checkpoint_dir=args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}",
+                        reports_dir=args.reports or f"{layout.TRAIN_REPORTS}{suffix}")
     score = ("last epoch's 3D Dice on fold {} (trained on) {:.3f}".format(settings.val_fold, summary["best_val_dice_3d"])
              if args.final else f"best validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}")
     print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
