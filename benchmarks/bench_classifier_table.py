@@ -2,7 +2,7 @@
 
     cd <project with data/raw, reports/validate/manifest.csv, reports/split/splits.csv>
     python <repo>/benchmarks/bench_classifier_table.py [--out benchmarks/results/classifier_table_<date>]
-        [--epochs 6] [--steps-per-epoch 100] [--top 3] [--seeds 0 1] [--activations ...] [--poolings ...]
+        [--epochs 5] [--steps-per-epoch 100] [--top 3] [--seeds 0 1] [--activations ...] [--poolings ...]
 
 Every cell of :data:`ACTIVATIONS` x :data:`POOLINGS` is one grid trial of ``gliomics tune --task classifier``
 (``tune_classifier.cpu`` replaced: ``sampler: grid``, no pruner, ``promote_top_k: 0``) with the project's
@@ -108,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     parser.add_argument("--out", default=f"benchmarks/results/classifier_table_{date}")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=5)  # tune_classifier.cpu's cell budget
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--top", type=int, default=3, help="cells retrained with each further seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

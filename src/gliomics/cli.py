@@ -90,10 +90,7 @@ def resolve_default_outputs(args) -> None:
     re-run finds) the place the command will really write."""
     command = args.command
     if command == "train":
-        suffix = layout.fold_suffix(args.fold, args.final)
-        args.out = args.out or f"{layout.SEGMENTER}{suffix}"
-        args.checkpoints = args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}"
-        args.reports = args.reports or f"{layout.TRAIN_REPORTS}{suffix}"
+        _default_train_folders(args)
     elif command == "features":
         args.out = args.out or str(layout.features_table(args.masks))
     elif command == "evaluate":
@@ -246,6 +243,11 @@ METRICS_KEYS = ("n_patients", "n_tests", "n_tests_skipped", "n_significant_bonfe
                 "smallest_p", "smallest_p_bonferroni", "n_auc_pairs", "n_auc_top", "best_auc")
 
 
+def _default_train_folders(args) -> None:
+    for option, folder in layout.train_folders(args.fold, args.final).items():
+        setattr(args, option, getattr(args, option) or folder)
+
+
 def cmd_train(args) -> int:
     import dataclasses
 
@@ -255,14 +257,13 @@ def cmd_train(args) -> int:
     settings = params.train_settings()
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
-    suffix = layout.fold_suffix(args.fold, args.final)
-    args.out = args.out or f"{layout.SEGMENTER}{suffix}"
+    _default_train_folders(args)
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
                         log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, final=args.final,
-                        out_dir=args.out, checkpoint_dir=args.checkpoints or f"{layout.TRAIN_CHECKPOINTS}{suffix}",
-                        reports_dir=args.reports or f"{layout.TRAIN_REPORTS}{suffix}")
-    score = ("last epoch's 3D Dice on fold {} (trained on) {:.3f}".format(settings.val_fold, summary["best_val_dice_3d"])
-             if args.final else f"best validation per-patient 3D Dice {summary['best_val_dice_3d']:.3f}")
+                        out_dir=args.out, checkpoint_dir=args.checkpoints, reports_dir=args.reports)
+    dice = summary["best_val_dice_3d"]
+    score = (f"last epoch's 3D Dice on fold {settings.val_fold} (trained on) {dice:.3f}" if args.final
+             else f"best validation per-patient 3D Dice {dice:.3f}")
     print(f"train: {summary['epochs_run']} epochs, {summary['total_steps']} steps ({params.profile} profile) in "
           f"{summary['seconds']:.0f} s; {score}; model: {args.out} and {summary['model_uri']}")
     return 0

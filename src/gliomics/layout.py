@@ -70,3 +70,10 @@ def fold_suffix(fold: int | None, final: bool = False) -> str:
     """``-fold<k>`` for a fold model's folders (``models/segmenter-fold2``), ``-final`` for a final fit's
     (``models/segmenter-final``, trained on every fold), ``""`` for the pipeline's."""
     return "-final" if final else "" if fold is None else f"-fold{fold}"
+
+
+def train_folders(fold: int | None = None, final: bool = False) -> dict[str, str]:
+    """``gliomics train``'s default model, checkpoint and reports folders (see :func:`fold_suffix`)."""
+    suffix = fold_suffix(fold, final)
+    return {"out": f"{SEGMENTER}{suffix}", "checkpoints": f"{TRAIN_CHECKPOINTS}{suffix}",
+            "reports": f"{TRAIN_REPORTS}{suffix}"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -63,14 +64,14 @@ class _FakeTask:
     name, section, metric, epoch_metrics = "fake", "tune", "m", ("m",)
 
     def settings(self, values, fidelity):
-        return values
+        return SimpleNamespace(**values, epochs=1)  # what the search reads of a TrainParams
 
     def train_trial(self, settings, fidelity, on_epoch_end, work_dir):
         from gliomics.tuning.tasks import TrialResult
 
-        if (settings["activation"], settings["pooling"]) == ("elu", "avg"):
+        if (settings.activation, settings.pooling) == ("elu", "avg"):
             raise RuntimeError("this configuration always fails")
-        value = {"relu": 0.5, "elu": 0.4}[settings["activation"]] + (0.1 if settings["pooling"] == "max" else 0)
+        value = {"relu": 0.5, "elu": 0.4}[settings.activation] + (0.1 if settings.pooling == "max" else 0)
         on_epoch_end(1, {"m": value})
         return TrialResult(value=value, best_epoch=1, epochs_run=1, history=None)
 

@@ -326,7 +326,7 @@ def activation_pooling_table(trials: pd.DataFrame) -> pd.DataFrame:
     """The thesis' activation x pooling table from a classifier search's ``trials.csv``: one row per
     activation, one column per head pooling, the validation ROC AUC of the completed low-fidelity trial of that
     cell (the mean where a cell ran more than once); NaN where no trial of the cell completed."""
-    done = trials[(trials["state"] == "COMPLETE") & (trials.get("fidelity", "low") == "low")]
+    done = _completed_low_fidelity(trials)
     if done.empty or not {"param_activation", "param_pooling"} <= set(trials.columns):
         return pd.DataFrame()
     table = done.pivot_table(index="param_activation", columns="param_pooling", values="value", aggfunc="mean")
@@ -337,6 +337,10 @@ def activation_pooling_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def _completed_low_fidelity(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[(trials["state"] == "COMPLETE") & (trials.get("fidelity", "low") == "low")]
+
+
 def _activation_pooling(ctx: ReportInputs) -> list[str]:
     blocks = [h.subsection("Activation x pooling (the thesis' table)")]
     trials = ctx.csv("classifier/tune/trials.csv")
@@ -345,13 +349,13 @@ def _activation_pooling(ctx: ReportInputs) -> list[str]:
         return blocks + [h.placeholder("The activation x pooling table", "gliomics tune --task classifier",
                                        missing=[ctx.path("classifier/tune/trials.csv")])]
     columns = [c for c in table.columns if c != "activation"]
-    epochs = trials.loc[trials["state"] == "COMPLETE", "epochs_run"]
+    epochs = _completed_low_fidelity(trials)["epochs_run"]  # not the longer full-fidelity retrains
     blocks.append(h.paragraph(
         "Validation ROC AUC at the best epoch of each cell's low-fidelity trial (head pooling in the columns), "
-        f"each cell trained for {int(epochs.max()) if len(epochs) else '?'} epochs of the search's budget "
-        "(tune_classifier.<profile>.low_fidelity); one seed per cell, so differences of about 0.01 "
-        "are within the seed-to-seed spread measured in benchmarks/RESULTS.md. Blank: the cell did not "
-        "complete."))
+        f"each cell trained for {int(epochs.max())} epochs of the search's budget "
+        "(tune_classifier.<profile>.low_fidelity); one seed per cell, and one seed moved a cell by up to 0.07 "
+        "on the project's data (benchmarks/RESULTS.md, 2026-12-06), so smaller differences may be noise. "
+        "Blank: the cell did not complete."))
     best = table[columns].max().max()
     blocks.append(h.table(table, caption="validation ROC AUC per activation and head pooling",
                           formats={c: ".3f" for c in columns}, highlight=lambda _c, v: v == best))

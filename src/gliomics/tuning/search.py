@@ -75,8 +75,8 @@ def make_objective(task, space, fidelity: str, logger: TrialLogger, work_dir, st
             logger.log_epoch(epoch, row, task.epoch_metrics)
             scores = {**reporter.values, epoch: float(row.get(task.metric, math.nan))}
             best = max(((v, e) for e, v in scores.items() if not math.isnan(v)), default=(math.nan, 0))
-            epochs = getattr(settings, "epochs", "?")  # a task's settings are TrainParams; a test's fake may not be
-            _echo(epoch_line(f"tune: [{fidelity}] trial {trial.number}", epoch, epochs, row, task.metric, best))
+            _echo(epoch_line(f"tune: [{fidelity}] trial {trial.number}", epoch, settings.epochs, row, task.metric,
+                             best))
 
         reporter = EpochReporter(trial, task.metric, log=log_epoch)
 
