@@ -95,16 +95,20 @@ LICENCE = ("Trained on the TCGA-LGG \"LGG Segmentation Dataset\" (Buda, Saha, Ma
            "non-commercial use, attribution, share alike.")
 
 
-def training_run(experiment: str, train_reports: Path) -> dict:
-    """The MLflow run of the last training here (experiment ``train`` or ``train_classifier``) and the
-    metrics.json of its reports."""
+def training_run(experiment: str, train_reports: Path, run_id: str | None = None) -> dict:
+    """The MLflow run ``run_id`` (default: the last training here, experiment ``train`` or ``train_classifier``)
+    and the metrics.json of its reports."""
     import mlflow
 
     from gliomics import tracking
 
     tracking.configure()
-    runs = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"], max_results=1)
-    run = runs.iloc[0].to_dict() if len(runs) else {}
+    if run_id:
+        run = {"run_id": run_id, **{f"params.{k}": v for k, v in mlflow.get_run(run_id).data.params.items()}}
+    else:
+        runs = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"],
+                                  max_results=1)
+        run = runs.iloc[0].to_dict() if len(runs) else {}
     metrics = json.loads((train_reports / "metrics.json").read_text())
     return {"run_id": run.get("run_id", "?"), "params": {k.removeprefix("params."): v for k, v in run.items()
                                                         if k.startswith("params.")}, "metrics": metrics}
@@ -138,24 +142,33 @@ def segmenter_as_slice_classifier(model: str, data: Path, splits: str, out: Path
     return result
 
 
-def shipping_parser(description: str, what: str, *, model: str, train_reports: str) -> argparse.ArgumentParser:
+def shipping_parser(description: str, what: str, *, model: str, train_reports: str,
+                    several: bool = False) -> argparse.ArgumentParser:
     """The options both shipping benchmarks take: the trained model, where its 16-bit copy goes, the cohort, the
-    split, the output folder (``benchmarks/results/shipped_<what>_<date>``) and the training run's reports."""
+    split, the output folder (``benchmarks/results/shipped_<what>_<date>``) and the training run's reports.
+    With ``several``, ``--model`` and ``--train-reports`` take one value per member of an ensemble, and
+    ``--train-runs`` names each member's MLflow run (default: the last training run)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model", default=model, help="the trained model folder")
+    many = {"nargs": "+"} if several else {}
+    parser.add_argument("--model", default=[model] if several else model, help="the trained model folder(s)", **many)
     parser.add_argument("--ship", required=True, help="where the 16-bit copy goes (replaced)")
     parser.add_argument("--data", default="data/raw")
     parser.add_argument("--splits", default="reports/split/splits.csv")
     parser.add_argument("--out", default=f"benchmarks/results/shipped_{what}_{time.strftime('%Y-%m-%d')}")
-    parser.add_argument("--train-reports", default=train_reports, help="the training run's reports (model card)")
+    parser.add_argument("--train-reports", default=[train_reports] if several else train_reports,
+                        help="the training run's reports (model card)", **many)
+    if several:
+        parser.add_argument("--train-runs", nargs="+", help="each member's MLflow training run id")
     return parser
 
 
-def ship_copy(model: str, ship: Path) -> dict:
-    """Export the trained ``model`` to ``ship`` for shipping (float32 compute, 16-bit weights); its storage
-    numbers."""
-    from gliomics.training.export import export_model
+def ship_copy(model, ship: Path, half: bool = True) -> dict:
+    """Export the trained ``model`` (one folder, or several: packed into one model that averages them) to
+    ``ship`` for shipping (float32 compute, 16-bit weights with ``half``); its storage numbers."""
+    from gliomics.training.export import export_model, pack_ensemble
 
-    storage = export_model(model, ship, half=True)
-    print(f"shipped copy (float32 compute, 16-bit weights): {storage}", flush=True)
+    several = not isinstance(model, (str, Path))
+    storage = (pack_ensemble(model, ship, half=half) if several and len(model) > 1
+               else export_model(model[0] if several else model, ship, half=half))
+    print(f"shipped copy (float32 compute, {16 if half else 32}-bit weights): {storage}", flush=True)
     return storage

@@ -31,7 +31,7 @@ OUTPUTS = {
     "split": {"out": "files"}, "features": {"out": "file"}, "associate": {"out": "folder", "metrics": "file"},
     "train": {"out": "folder", "checkpoints": "files", "reports": "files"},
     "tune": {"out": "folder", "reports": "files", "store_root": "files", "work_dir": "files"},
-    "evaluate": {"out": "files"}, "segment": {"out": "folder"},
+    "evaluate": {"out": "files"}, "segment": {"out": "folder"}, "ensemble": {"out": "folder"},
     "train-classifier": {"out": "folder", "checkpoints": "files", "reports": "files", "store": "folder"},
     "register-classifier": {"out": "files"}, "calibrate-classifier": {"out": "folder"},
     "register": {"out": "files"}, "report": {"out": "file"}, "analyze": {"out": "folder"},
@@ -73,7 +73,7 @@ REPLACEABLE = {
     "ingest": _is_cohort, "synth": _is_cohort,
     "train": _model_of_task("segmenter"), "tune": lambda f: (f / "MLmodel").is_file() and "pretrained" not in
     f.resolve().parts, "train-classifier": _model_of_task("classifier"),
-    "calibrate-classifier": _model_of_task("classifier"),
+    "calibrate-classifier": _model_of_task("classifier"), "ensemble": _model_of_task("segmenter"),
     "associate": lambda f: (f / "summary.json").is_file() or (f / "validation_failed.json").is_file(),
     "analyze": lambda f: (f / "report.html").is_file() or ((f / "index.html").is_file() and (f / "index.csv").is_file()),
 }
@@ -244,7 +244,7 @@ METRICS_KEYS = ("n_patients", "n_tests", "n_tests_skipped", "n_significant_bonfe
 
 
 def _default_train_folders(args) -> None:
-    for option, folder in layout.train_folders(args.fold, args.final).items():
+    for option, folder in layout.train_folders(args.fold, args.final, args.seed).items():
         setattr(args, option, getattr(args, option) or folder)
 
 
@@ -257,6 +257,8 @@ def cmd_train(args) -> int:
     settings = params.train_settings()
     if args.fold is not None:  # one cross-validation fold model of an ensemble: its own folders
         settings = dataclasses.replace(settings, val_fold=int(args.fold))
+    if args.seed is not None:  # another member of an ensemble of the same recipe: its own folders
+        settings = dataclasses.replace(settings, seed=int(args.seed))
     _default_train_folders(args)
     summary = run_train(args.data or params.data.raw, args.manifest, args.splits, settings, resume=args.resume,
                         log_mlflow=not args.no_mlflow, profile=params.profile, steps=args.steps, final=args.final,
@@ -388,6 +390,15 @@ def cmd_segment(args) -> int:
                           log_mlflow=not args.no_mlflow, profile=params.profile, **gate)
     print(f"segment: predicted masks for {summary.get('n_patients', '?')} patients with {summary['model_uri']} "
           f"→ {args.out}")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from gliomics.training.export import pack_ensemble
+
+    storage = pack_ensemble(args.model, args.out, half=not args.float32_weights)
+    print(f"ensemble: the mean of {len(args.model)} segmenters → {args.out} ({storage['folder_bytes'] / 1e6:.1f} MB"
+          f"{', 16-bit weights' if not args.float32_weights else ''}); use it like one model: --model {args.out}")
     return 0
 
 
@@ -631,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "of epochs or budget_minutes: replays a budgeted run, whose total steps MLflow logged")
     p.add_argument("--checkpoints", help="checkpoint folder (default: checkpoints/train, checkpoints/train-fold<k>)")
     p.add_argument("--reports", help="reports folder (default: reports/train, reports/train-fold<k>)")
+    p.add_argument("--seed", type=int, help="random seed instead of train.<profile>.seed (another member of an "
+                   "ensemble of one recipe; default folders get -seed<s>, e.g. models/segmenter-final-seed1)")
     fit = p.add_mutually_exclusive_group()
     fit.add_argument("--fold", type=int, help="validate on this cross-validation fold instead of train.val_fold "
                      "(train one model per fold for an ensemble: evaluate/segment/analyze --model A B ...)")
@@ -706,6 +719,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(empty masks; threshold segment.gate_threshold). Off by default")
     _add_no_mlflow_arg(p)
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("ensemble", help="pack several segmenters into one model that averages them",
+                       description="Write one MLflow model folder whose model outputs the mean probability of the "
+                       "given segmenters (e.g. the fold models of `train --fold k`, or final fits with different "
+                       "--seed): ship, register and serve it like a single segmenter. The members must share "
+                       "their preprocessing; each member's source and training metadata are recorded.")
+    p.add_argument("--model", required=True, nargs="+", help="two or more MLflow model URIs or local model folders")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--float32-weights", action="store_true",
+                   help="store the weights in 32 bits (default: 16 bits; computation is float32 either way)")
+    _add_force_arg(p)
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("train-classifier", help="train the tumour / no-tumour slice classifier "
                        "(settings: classifier.<profile>)",

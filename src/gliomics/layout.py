@@ -66,14 +66,16 @@ def validate_elsewhere(data) -> Path:
     return REPORTS / f"validate-{Path(data).resolve().name}"
 
 
-def fold_suffix(fold: int | None, final: bool = False) -> str:
+def fold_suffix(fold: int | None, final: bool = False, seed: int | None = None) -> str:
     """``-fold<k>`` for a fold model's folders (``models/segmenter-fold2``), ``-final`` for a final fit's
-    (``models/segmenter-final``, trained on every fold), ``""`` for the pipeline's."""
-    return "-final" if final else "" if fold is None else f"-fold{fold}"
+    (``models/segmenter-final``, trained on every fold), ``""`` for the pipeline's; then ``-seed<s>`` when the
+    seed is given on the command line (another member of an ensemble: ``models/segmenter-final-seed1``)."""
+    base = "-final" if final else "" if fold is None else f"-fold{fold}"
+    return base if seed is None else f"{base}-seed{seed}"
 
 
-def train_folders(fold: int | None = None, final: bool = False) -> dict[str, str]:
+def train_folders(fold: int | None = None, final: bool = False, seed: int | None = None) -> dict[str, str]:
     """``gliomics train``'s default model, checkpoint and reports folders (see :func:`fold_suffix`)."""
-    suffix = fold_suffix(fold, final)
+    suffix = fold_suffix(fold, final, seed)
     return {"out": f"{SEGMENTER}{suffix}", "checkpoints": f"{TRAIN_CHECKPOINTS}{suffix}",
             "reports": f"{TRAIN_REPORTS}{suffix}"}

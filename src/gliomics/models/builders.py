@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
+from .ensemble import build_ensemble
+from .options import CLASSIFIER_ARCH, ENSEMBLE_ARCH, PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
 from .resnet_classifier import build_slice_classifier
-from .options import CLASSIFIER_ARCH, PLAIN_UNET, SM_ARCHITECTURES, ModelConfigError, canonical_arch
 from .plain_unet import build_plain_unet
 from .segmenter import build_segmenter
 
@@ -60,3 +61,10 @@ def build_from_config(config: Mapping):
             f"unknown model config key(s) for arch {arch!r}: {', '.join(unknown)}; allowed: arch, {', '.join(allowed)}"
         )
     return MODEL_BUILDERS[arch](**options)
+
+
+def _build_ensemble(members):
+    return build_ensemble(members, build_from_config)
+
+
+MODEL_BUILDERS[ENSEMBLE_ARCH] = _build_ensemble

@@ -18,6 +18,8 @@ PLAIN_UNET = "plain_unet"
 ARCHITECTURES = SM_ARCHITECTURES + (PLAIN_UNET,)
 #: The slice classifier (:mod:`gliomics.models.resnet_classifier`), also built by ``build_from_config``.
 CLASSIFIER_ARCH = "resnet_classifier"
+#: Several segmenters averaged in one model (:mod:`gliomics.models.ensemble`), also built by ``build_from_config``.
+ENSEMBLE_ARCH = "ensemble"
 
 #: Backbone name -> family. The family decides the swap rules (see the
 #: package docstring); every family here has been checked layer by layer.
@@ -55,9 +57,10 @@ def check_choice(what: str, value: object, allowed: Iterable[str]) -> str:
 
 def canonical_arch(name: object) -> str:
     """``"unet"``/``"UNET"`` -> ``"Unet"``: architecture names are case-insensitive."""
-    by_lower = {a.lower(): a for a in ARCHITECTURES + (CLASSIFIER_ARCH,)}
+    known = ARCHITECTURES + (CLASSIFIER_ARCH, ENSEMBLE_ARCH)
+    by_lower = {a.lower(): a for a in known}
     if not isinstance(name, str) or name.lower() not in by_lower:
-        raise ModelConfigError(f"unknown arch {name!r}; allowed: {', '.join(ARCHITECTURES + (CLASSIFIER_ARCH,))}")
+        raise ModelConfigError(f"unknown arch {name!r}; allowed: {', '.join(known)}")
     return by_lower[name.lower()]
 
 

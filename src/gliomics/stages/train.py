@@ -169,7 +169,7 @@ def run_train(data_dir, manifest_csv, splits_csv, params: TrainParams, *, out_di
         curves = plot_learning_curves(history, reports_dir / "learning_curves.png")
         overlays = plot_overlays(store, scores, reports_dir / "overlays.png")
         extra = {"best_val_dice_3d": result.best_val_dice_3d, "best_epoch": result.best_epoch,
-                 "profile": profile or "", "val_fold": params.val_fold, "final_fit": final}
+                 "profile": profile or "", "val_fold": params.val_fold, "final_fit": final, "seed": params.seed}
         save_segmenter(result.model, preprocessing, result.model_config, out_dir, **extra)
 
         run_id = model_uri = None

@@ -17,8 +17,11 @@ from mlflow.models import infer_signature
 from gliomics import io
 from gliomics.errors import GliomicsError
 from gliomics.models import build_under_policy
-from gliomics.models.inference import load_model
-from gliomics.models.packaging import custom_objects, model_metadata, store_weights_in_16_bits
+from gliomics.models.ensemble import member_name
+from gliomics.models.inference import check_model_size, check_same_preprocessing, check_segmenter, load_model
+from gliomics.models.options import ENSEMBLE_ARCH
+from gliomics.models.packaging import (SEGMENTER_TASK, check_task, custom_objects, model_metadata,
+                                       store_weights_in_16_bits)
 from gliomics.models.preprocessing import Preprocessing
 from gliomics.training.classification import attached_threshold
 from gliomics.training.losses import custom_objects as loss_objects
@@ -156,6 +159,51 @@ def export_model(source, target, *, half: bool = True, **extra_metadata) -> dict
                         **extra)
     else:
         save_segmenter(rebuilt, preprocessing, config, target, **extra)
+    return _finish_shipping(target, half)
+
+
+def pack_ensemble(sources, target, *, half: bool = True, **extra_metadata) -> dict:
+    r"""Pack the segmenters at ``sources`` (model URIs or folders) into one model folder ``target`` whose model
+    outputs their mean probability (:func:`gliomics.models.ensemble.build_ensemble`): one folder to ship,
+    register and serve instead of several to pass with ``--model A B ...``.
+
+    The members must be segmenters prepared identically (same :class:`Preprocessing` apart from the threshold;
+    the first member's threshold is kept). The result computes in float32, with ``half`` stores its weights in
+    16 bits, and records in its metadata ``members``: each member's source, MLflow run and the metadata that
+    describes its training (profile, seed, ...). Returns the storage numbers as :func:`export_model` does.
+    """
+    sources = [str(source) for source in sources]
+    if len(sources) < 2:
+        raise GliomicsError("an ensemble needs at least two segmenters")
+    loaded, first = [], None
+    for source in sources:
+        model, preprocessing, metadata = load_model(source)
+        check_task(metadata, SEGMENTER_TASK, source)
+        check_segmenter(model, source)
+        check_model_size(model, preprocessing)
+        if not metadata.get("model_config"):
+            raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it in an ensemble")
+        if metadata["model_config"].get("arch") == ENSEMBLE_ARCH:
+            raise GliomicsError(f"{source}: already an ensemble; pack its members and the new model together")
+        if first is None:
+            first = preprocessing
+        else:
+            check_same_preprocessing(preprocessing, first, source, sources[0])
+        loaded.append((model, metadata))
+    config = {"arch": ENSEMBLE_ARCH, "members": [dict(metadata["model_config"]) for _, metadata in loaded]}
+    ensemble = build_under_policy(config, "float32")
+    for index, (model, _) in enumerate(loaded):
+        ensemble.get_layer(member_name(index)).set_weights(model.get_weights())
+    members = [{"source": source, **{k: v for k, v in metadata.items() if k not in ("preprocessing", "input", "task")}}
+               for source, (_, metadata) in zip(sources, loaded)]
+    extra = {**extra_metadata, "members": members, "compute": "float32",
+             "stored_weights": "float16" if half else "float32"}
+    save_segmenter(ensemble, first, config, target, **extra)
+    return _finish_shipping(target, half)
+
+
+def _finish_shipping(target, half: bool) -> dict:
+    """No pickle travels with a shipped model; weights in 16 bits with ``half``; the storage numbers."""
     for pickled in (Path(target) / "data").glob("*.cloudpickle"):
         pickled.unlink()
     storage = store_weights_in_16_bits(target) if half else {}
