@@ -723,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ensemble", help="pack several segmenters into one model that averages them",
                        description="Write one MLflow model folder whose model outputs the mean probability of the "
                        "given segmenters (e.g. the fold models of `train --fold k`, or final fits with different "
-                       "--seed): ship, register and serve it like a single segmenter. The members must share "
+                       "--seed): ship it and use it like a single segmenter. The members must share "
                        "their preprocessing; each member's source and training metadata are recorded.")
     p.add_argument("--model", required=True, nargs="+", help="two or more MLflow model URIs or local model folders")
     p.add_argument("--out", required=True, help="model folder to write")

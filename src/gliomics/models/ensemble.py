@@ -2,10 +2,9 @@ r"""Several segmenters packed into one Keras model that outputs their mean proba
 
 .. math:: p(x) = \frac{1}{|M|} \sum_{m \in M} m(x)
 
-the same average as :class:`gliomics.models.inference.AveragedSegmenter` (without flip TTA), but as one model:
-it saves as one MLflow model folder, registers as one version, and every command (and ``mlflow models
-serve``) takes it like a single segmenter. nnU-Net (Isensee et al., Nat. Methods 18, 2021) ships its five
-cross-validation fold models averaged this way.
+the same average as :class:`gliomics.models.inference.AveragedSegmenter` (without flip TTA), but as one
+model: it saves as one MLflow model folder, and every command takes it like a single segmenter. nnU-Net
+(Isensee et al., Nat. Methods 18, 2021) averages its five cross-validation fold models this way.
 
 Config: ``{"arch": "ensemble", "members": [config, config, ...]}``, each member a config that
 :func:`gliomics.models.build_from_config` builds (no nested ensembles). Member ``i`` is the sub-model
