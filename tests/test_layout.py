@@ -67,11 +67,31 @@ def test_computed_defaults_match_the_pipeline():
     assert f"{layout.SEGMENTER}{layout.fold_suffix(None, final=True)}" == "models/segmenter-final"
 
 
-def test_train_output_defaults_follow_fold_and_final():
-    for argv, suffix in ((["train"], ""), (["train", "--fold", "3"], "-fold3"), (["train", "--final"], "-final")):
+def test_train_output_defaults_follow_fold_final_and_seed():
+    for argv, suffix in ((["train"], ""), (["train", "--fold", "3"], "-fold3"), (["train", "--final"], "-final"),
+                         (["train", "--final", "--seed", "1"], "-final-seed1"),
+                         (["train", "--fold", "2", "--seed", "0"], "-fold2-seed0")):
         args = build_parser().parse_args(argv)
         resolve_default_outputs(args)
         assert (args.out, args.checkpoints, args.reports) == (
             f"models/segmenter{suffix}", f"checkpoints/train{suffix}", f"reports/train{suffix}")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--final", "--fold", "1"])
+
+
+def test_train_passes_fold_and_seed_to_the_training(monkeypatch, tmp_path):
+    import gliomics.stages.train as train_stage
+    from gliomics.cli import main
+
+    seen = {}
+
+    def fake_run_train(data, manifest, splits, settings, **kwargs):
+        seen.update(settings=settings, **kwargs)
+        return {"best_val_dice_3d": 0.5, "epochs_run": 1, "total_steps": 1, "seconds": 1.0, "model_uri": "x"}
+
+    monkeypatch.setattr(train_stage, "run_train", fake_run_train)
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--params", str(params), "--fold", "2", "--seed", "7", "--no-mlflow"]) == 0
+    assert seen["settings"].seed == 7 and seen["settings"].val_fold == 2
+    assert seen["out_dir"] == "models/segmenter-fold2-seed7"
