@@ -88,7 +88,7 @@ def test_build_from_config():
     graph = inspect_graph(model)
     assert set(graph["hidden"].values()) == {"elu"}
     assert {type(p).__name__ for p in graph["pools"]} == {"AveragePooling2D"}
-    assert set(gm.MODEL_BUILDERS) == {"Unet", "FPN", "Linknet", "plain_unet", "resnet_classifier"}
+    assert set(gm.MODEL_BUILDERS) == {"Unet", "FPN", "Linknet", "plain_unet", "resnet_classifier", "ensemble"}
     assert gm.config_keys("unet") == (
         "backbone", "activation", "pooling", "input_shape", "classes", "decoder_filters", "decoder_use_batchnorm",
     )
