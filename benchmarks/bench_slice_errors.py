@@ -11,8 +11,9 @@ cohort (for each tumour slice's area). Run in a project clone holding the real c
 Reports, for each part: every classifier's ROC AUC (sklearn) on all slices and with the tumour slices below
 10 / 50 / 100 / 200 / 500 mask pixels left out (the label is "tumour" from one pixel on, so the smallest
 specks set the ceiling); the mean of the classifiers' probabilities and the mean of their ranks (a combination
-whose weights nothing was fitted for); and the slices the classifiers get most wrong (largest probability
-without tumour, smallest with), with their mask areas. Writes ``summary.json`` and ``worst_slices.csv``.
+whose weights nothing was fitted for); and the slices the classifiers get most wrong (largest mean probability
+without tumour, smallest with), with their mask areas. Writes ``summary.json``, ``worst_slices.csv`` and
+``worst_slices_<part>.png`` (each slice's FLAIR with the manual mask's outline in red).
 """
 
 from __future__ import annotations
@@ -99,6 +100,37 @@ def auc_by_area(table, columns: dict) -> dict:
     return result
 
 
+def plot_worst(rows, data: Path, path: Path, columns: int = 6) -> Path:
+    """FLAIR of each slice in ``rows`` with its manual mask outlined in red, titled with patient, slice, mask
+    area and the classifiers' mean probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
+    from gliomics.data.slices import read_image, read_mask
+
+    files = {(item.patient, int(item.slice)): item for slices in slices_by_folder(resolve_cohort_dir(data)).values()
+             for item in slices}
+    n_rows = max(1, -(-len(rows) // columns))
+    figure, axes = plt.subplots(n_rows, columns, figsize=(2.2 * columns, 2.5 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), rows.itertuples()):
+        item = files[(row.patient, int(row.slice))]
+        ax.imshow(read_image(item.image)[..., 1], cmap="gray")
+        mask = read_mask(item.mask) > 0
+        if mask.any():
+            ax.contour(mask, levels=[0.5], colors="red", linewidths=0.8)
+        ax.set_title(f"{row.patient.removeprefix('TCGA_')} #{row.slice}\n{row.kind.split(',')[0]}, "
+                     f"{row.area} px, p={row.score:.3f}", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/raw", help="the cohort (for the mask areas)")
@@ -137,7 +169,10 @@ def main() -> int:
         false_neg = table.assign(score=score)[table["label"] == 1].nsmallest(args.worst, "score")
         for kind, rows in (("no tumour, highest score", false_pos), ("tumour, lowest score", false_neg)):
             worst_rows.append(rows.assign(part=part, kind=kind))
-    write_csv(out / "worst_slices.csv", pd.concat(worst_rows, ignore_index=True))
+    worst = pd.concat(worst_rows, ignore_index=True)
+    write_csv(out / "worst_slices.csv", worst)
+    for part, rows in worst.groupby("part"):
+        plot_worst(rows, Path(args.data), out / f"worst_slices_{part}.png")
     write_json(out / "summary.json", summary)
     print(f"summary → {out / 'summary.json'}; worst slices → {out / 'worst_slices.csv'}")
     return 0
