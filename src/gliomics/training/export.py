@@ -164,13 +164,13 @@ def export_model(source, target, *, half: bool = True, **extra_metadata) -> dict
 
 def pack_ensemble(sources, target, *, half: bool = True, **extra_metadata) -> dict:
     r"""Pack the segmenters at ``sources`` (model URIs or folders) into one model folder ``target`` whose model
-    outputs their mean probability (:func:`gliomics.models.ensemble.build_ensemble`): one folder to ship,
-    register and serve instead of several to pass with ``--model A B ...``.
+    outputs their mean probability (:func:`gliomics.models.ensemble.build_ensemble`): one folder to ship and
+    load instead of several to pass with ``--model A B ...``.
 
     The members must be segmenters prepared identically (same :class:`Preprocessing` apart from the threshold;
     the first member's threshold is kept). The result computes in float32, with ``half`` stores its weights in
-    16 bits, and records in its metadata ``members``: each member's source, MLflow run and the metadata that
-    describes its training (profile, seed, ...). Returns the storage numbers as :func:`export_model` does.
+    16 bits, and records in its metadata ``members``: each member's source and the metadata that describes its
+    training (profile, seed, best epoch, ...). Returns the storage numbers as :func:`export_model` does.
     """
     sources = [str(source) for source in sources]
     if len(sources) < 2:
