@@ -233,22 +233,17 @@ def load_segmenters(uris, *, tta: bool = False):
         if first is None:
             first = preprocessing
         else:
-            check_same_preprocessing(preprocessing, first, str(uri), str(uris[0]))
+            mine = {k: v for k, v in preprocessing.to_dict().items() if k != "threshold"}
+            theirs = {k: v for k, v in first.to_dict().items() if k != "threshold"}
+            if mine != theirs:
+                changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+                raise GliomicsError(f"{uri}: prepares its input differently from {uris[0]} ({', '.join(changed)}); "
+                                    "an ensemble needs models trained on the same preprocessing")
         models.append(model)
         metadata.append(meta)
     if len(models) == 1 and not tta:
         return models[0], first, metadata
     return AveragedSegmenter(models, tta=tta), first, metadata
-
-
-def check_same_preprocessing(preprocessing, first, name: str, first_name: str) -> None:
-    """Members of an ensemble must prepare their input identically (the decision threshold may differ)."""
-    mine = {k: v for k, v in preprocessing.to_dict().items() if k != "threshold"}
-    theirs = {k: v for k, v in first.to_dict().items() if k != "threshold"}
-    if mine != theirs:
-        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise GliomicsError(f"{name}: prepares its input differently from {first_name} ({', '.join(changed)}); "
-                            "an ensemble needs models trained on the same preprocessing")
 
 
 def check_image_shapes(images: np.ndarray, name: str) -> tuple[int, int]:

@@ -18,10 +18,9 @@ from gliomics import io
 from gliomics.errors import GliomicsError
 from gliomics.models import build_under_policy
 from gliomics.models.ensemble import member_name
-from gliomics.models.inference import check_model_size, check_same_preprocessing, check_segmenter, load_model
+from gliomics.models.inference import load_model, load_segmenters
 from gliomics.models.options import ENSEMBLE_ARCH
-from gliomics.models.packaging import (SEGMENTER_TASK, check_task, custom_objects, model_metadata,
-                                       store_weights_in_16_bits)
+from gliomics.models.packaging import custom_objects, model_metadata, store_weights_in_16_bits
 from gliomics.models.preprocessing import Preprocessing
 from gliomics.training.classification import attached_threshold
 from gliomics.training.losses import custom_objects as loss_objects
@@ -175,21 +174,14 @@ def pack_ensemble(sources, target, *, half: bool = True, **extra_metadata) -> di
     sources = [str(source) for source in sources]
     if len(sources) < 2:
         raise GliomicsError("an ensemble needs at least two segmenters")
-    loaded, first = [], None
-    for source in sources:
-        model, preprocessing, metadata = load_model(source)
-        check_task(metadata, SEGMENTER_TASK, source)
-        check_segmenter(model, source)
-        check_model_size(model, preprocessing)
+    # The commands' own loading of an ensemble: tasks, output and input shapes, shared preprocessing checked.
+    averaged, first, metadatas = load_segmenters(sources)
+    for source, metadata in zip(sources, metadatas):
         if not metadata.get("model_config"):
             raise GliomicsError(f"{source}: no model_config in its metadata; cannot rebuild it in an ensemble")
         if metadata["model_config"].get("arch") == ENSEMBLE_ARCH:
             raise GliomicsError(f"{source}: already an ensemble; pack its members and the new model together")
-        if first is None:
-            first = preprocessing
-        else:
-            check_same_preprocessing(preprocessing, first, source, sources[0])
-        loaded.append((model, metadata))
+    loaded = list(zip(averaged.models, metadatas))
     config = {"arch": ENSEMBLE_ARCH, "members": [dict(metadata["model_config"]) for _, metadata in loaded]}
     ensemble = build_under_policy(config, "float32")
     for index, (model, _) in enumerate(loaded):
