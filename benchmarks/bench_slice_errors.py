@@ -41,22 +41,25 @@ def parse_scores(items: list[str]) -> dict[str, Path]:
     return scores
 
 
-def mask_areas(data: Path, keys) -> dict[tuple[str, int], int]:
-    """Mask pixels of each (patient, slice) in ``keys``, read from the cohort's ``*_mask.tif`` files."""
+def cohort_slices(data: Path) -> dict[tuple[str, int], object]:
+    """Every slice of the cohort by (patient, slice number): its image and mask files (one folder scan)."""
     from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
+
+    return {(item.patient, int(item.slice)): item
+            for slices in slices_by_folder(resolve_cohort_dir(data)).values() for item in slices}
+
+
+def mask_areas(files: dict, keys) -> dict[tuple[str, int], int]:
+    """Mask pixels of each (patient, slice) in ``keys``, read from the cohort's ``*_mask.tif`` files."""
     from gliomics.data.slices import read_mask
 
-    root = resolve_cohort_dir(data)
     wanted = set(keys)
-    areas = {}
-    for slices in slices_by_folder(root).values():
-        for item in slices:
-            key = (item.patient, int(item.slice))
-            if key in wanted and item.mask is not None:
-                areas[key] = int(np.count_nonzero(read_mask(item.mask)))
+    areas = {key: int(np.count_nonzero(read_mask(files[key].mask)))
+             for key in wanted if key in files and files[key].mask is not None}
     missing = wanted - set(areas)
     if missing:
-        raise SystemExit(f"bench_slice_errors: no mask in {root} for {len(missing)} slices, e.g. {sorted(missing)[0]}")
+        raise SystemExit(f"bench_slice_errors: no mask in the cohort for {len(missing)} slices, "
+                         f"e.g. {sorted(missing)[0]}")
     return areas
 
 
@@ -100,7 +103,7 @@ def auc_by_area(table, columns: dict) -> dict:
     return result
 
 
-def plot_worst(rows, data: Path, path: Path, columns: int = 6) -> Path:
+def plot_worst(rows, files: dict, path: Path, columns: int = 6) -> Path:
     """FLAIR of each slice in ``rows`` with its manual mask outlined in red, titled with patient, slice, mask
     area and the classifiers' mean probability."""
     import matplotlib
@@ -108,11 +111,8 @@ def plot_worst(rows, data: Path, path: Path, columns: int = 6) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gliomics.data.kaggle import resolve_cohort_dir, slices_by_folder
     from gliomics.data.slices import read_image, read_mask
 
-    files = {(item.patient, int(item.slice)): item for slices in slices_by_folder(resolve_cohort_dir(data)).values()
-             for item in slices}
     n_rows = max(1, -(-len(rows) // columns))
     figure, axes = plt.subplots(n_rows, columns, figsize=(2.2 * columns, 2.5 * n_rows), squeeze=False)
     for ax in axes.ravel():
@@ -146,13 +146,14 @@ def main() -> int:
 
     from gliomics.io import write_csv, write_json
 
+    files = cohort_slices(Path(args.data))
     summary, worst_rows = {}, []
     for part, items in (("val", args.val), ("test", args.test)):
         if not items:
             continue
         scores = parse_scores(items)
         table = joined(scores)
-        areas = mask_areas(Path(args.data), zip(table["patient"], table["slice"].astype(int)))
+        areas = mask_areas(files, zip(table["patient"], table["slice"].astype(int)))
         table["area"] = [areas[(p, int(s))] for p, s in zip(table["patient"], table["slice"])]
         names = list(scores)
         columns = {**{n: table[n].to_numpy() for n in names}, **combined(table, names)}
@@ -172,7 +173,7 @@ def main() -> int:
     worst = pd.concat(worst_rows, ignore_index=True)
     write_csv(out / "worst_slices.csv", worst)
     for part, rows in worst.groupby("part"):
-        plot_worst(rows, Path(args.data), out / f"worst_slices_{part}.png")
+        plot_worst(rows, files, out / f"worst_slices_{part}.png")
     write_json(out / "summary.json", summary)
     print(f"summary → {out / 'summary.json'}; worst slices → {out / 'worst_slices.csv'}")
     return 0
